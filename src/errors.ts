@@ -82,17 +82,6 @@ const definitions = {
   KOBOLD_ERR_SHM_LOCK_TIMEOUT: { template: '{kind} {segment} was not acquired within {timeoutMs} ms' },
   KOBOLD_ERR_SHM_LOCK_NOT_HELD: { template: '{kind} {segment} is not held by this process' },
   KOBOLD_ERR_SHM_QUEUE_FULL: { template: 'queue {segment} is full ({capacity} messages)' },
-  KOBOLD_ERR_SHM_UNAVAILABLE: { template: 'shared memory is unavailable: {reason}' },
-  KOBOLD_ERR_SHM_OPTION: { template: 'invalid shared memory option {option}: {reason}' },
-  KOBOLD_ERR_SHM_OPEN: { template: 'could not open shared memory segment {segment}: {reason}' },
-  KOBOLD_ERR_SHM_LAYOUT: { template: 'segment {segment} is not a compatible {kind}: {reason}' },
-  KOBOLD_ERR_SHM_TOO_LARGE: { template: 'a record of {size} bytes exceeds the {limit}-byte limit of {segment}' },
-  KOBOLD_ERR_SHM_WRITER_BUSY: { template: 'ring {segment} already has a live writer (pid {pid})' },
-  KOBOLD_ERR_SHM_TABLE_FULL: { template: 'table {segment} is full: {reason}' },
-  KOBOLD_ERR_SHM_TABLE_VALUE: { template: 'table {segment}: bad value for {column}: {reason}' },
-  KOBOLD_ERR_SHM_LOCK_TIMEOUT: { template: '{kind} {segment} was not acquired within {timeoutMs} ms' },
-  KOBOLD_ERR_SHM_LOCK_NOT_HELD: { template: '{kind} {segment} is not held by this process' },
-  KOBOLD_ERR_SHM_QUEUE_FULL: { template: 'queue {segment} is full ({capacity} messages)' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof definitions;
