@@ -1,0 +1,213 @@
+// The hub's single writer: runs in the `hub` singleton service, assigns offsets, keeps
+// history and presence, and streams the log to every web worker over a UNIX socket.
+// Web workers connect with connectHub() (backends/socket.ts).
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { z } from 'zod';
+import { describeError, isKoboldError, KoboldError } from '../errors.js';
+import { MemoryBackend } from './backends/memory.js';
+import { BatchWriter } from './turn.js';
+import type { NamespaceOptions, PresenceEntry } from './types.js';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  encodeJson,
+  encodePosition,
+  encodePublication,
+  encodeSequenced,
+  type Frame,
+  FrameDecoder,
+  FrameKind,
+} from './wire.js';
+
+export interface HubLogServerOptions {
+  socketPath: string;
+  namespaces: readonly NamespaceOptions[];
+  logger?: Logger;
+  maxFrameBytes?: number;
+  /** A worker that lets this much pile up unread is cut off (it reconnects and recovers from history). */
+  maxBufferedBytesPerWorker?: number;
+}
+
+export interface HubLogServer {
+  readonly socketPath: string;
+  /** Changes on every start: workers see a restarted writer (and its new epochs). */
+  readonly instance: string;
+  /** Connected workers. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+const presenceEntry = z.object({
+  clientId: z.string().min(1),
+  userId: z.string(),
+  info: z.record(z.string(), z.unknown()).optional(),
+});
+const position = z.object({ offset: z.number().int().min(0), epoch: z.string() });
+
+/** What workers may ask the writer besides publishing; each answer is JSON. */
+export const logRequest = z.discriminatedUnion('op', [
+  z.object({
+    op: z.literal('history'),
+    channel: z.string(),
+    limit: z.number().int().min(0).optional(),
+    since: position.optional(),
+  }),
+  z.object({ op: z.literal('addPresence'), channel: z.string(), entry: presenceEntry }),
+  z.object({ op: z.literal('removePresence'), channel: z.string(), clientId: z.string() }),
+  z.object({ op: z.literal('presence'), channel: z.string() }),
+  z.object({ op: z.literal('presenceCounts'), channel: z.string() }),
+]);
+export type LogRequest = z.infer<typeof logRequest>;
+
+/** One connected web worker. */
+class WorkerLink {
+  readonly writer: BatchWriter;
+  readonly decoder: FrameDecoder;
+  /** Presence entries this worker added, removed when it goes. */
+  readonly presence = new Map<string, { channel: string; clientId: string }>();
+
+  constructor(
+    readonly socket: Socket,
+    maxFrameBytes: number,
+  ) {
+    this.decoder = new FrameDecoder(maxFrameBytes);
+    this.writer = new BatchWriter((chunk) => {
+      if (!socket.destroyed) socket.write(chunk);
+    });
+  }
+}
+
+export async function startHubLogServer(options: HubLogServerOptions): Promise<HubLogServer> {
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const maxBuffered = options.maxBufferedBytesPerWorker ?? 64 * 1024 * 1024;
+  const backend = new MemoryBackend({ namespaces: options.namespaces });
+  const instance = randomBytes(6).toString('base64url');
+  const links = new Set<WorkerLink>();
+
+  const broadcast = (frame: Buffer): void => {
+    for (const link of links) {
+      link.writer.push(frame);
+      if (link.socket.writableLength > maxBuffered) {
+        logger.warn({ bufferedBytes: link.socket.writableLength }, 'hub: a worker reads too slowly; cutting it off');
+        link.socket.destroy();
+      }
+    }
+  };
+  backend.onPublication((publication) => broadcast(encodePublication(publication)));
+  backend.onPresence((event) => broadcast(encodeJson(FrameKind.presence, JSON.stringify(event))));
+
+  const answer = (link: WorkerLink, request: LogRequest): unknown => {
+    switch (request.op) {
+      case 'history':
+        return backend.historyNow(request.channel, { limit: request.limit, since: request.since });
+      case 'addPresence':
+        link.presence.set(presenceKey(request.channel, request.entry.clientId), {
+          channel: request.channel,
+          clientId: request.entry.clientId,
+        });
+        backend.addPresenceNow(request.channel, request.entry as PresenceEntry);
+        return null;
+      case 'removePresence':
+        link.presence.delete(presenceKey(request.channel, request.clientId));
+        backend.removePresenceNow(request.channel, request.clientId);
+        return null;
+      case 'presence':
+        return backend.presenceNow(request.channel);
+      case 'presenceCounts':
+        return backend.presenceCountsNow(request.channel);
+    }
+  };
+
+  const handle = (link: WorkerLink, frame: Frame): void => {
+    if (frame.kind === FrameKind.publish) {
+      let info;
+      try {
+        info = frame.info === '' ? undefined : JSON.parse(frame.info);
+      } catch (error) {
+        fail(link, frame.seq, new KoboldError('KOBOLD_ERR_HUB_WIRE', { reason: `publisher info is not JSON: ${describeError(error)}` }));
+        return;
+      }
+      const assigned = backend.publishNow(frame.channel, frame.data, { info });
+      link.writer.push(encodePosition(frame.seq, assigned.offset, assigned.epoch));
+      return;
+    }
+    if (frame.kind !== FrameKind.request) throw new KoboldError('KOBOLD_ERR_HUB_WIRE', { reason: `a worker may not send frame kind ${frame.kind}` });
+    try {
+      const request = logRequest.parse(JSON.parse(frame.json));
+      link.writer.push(encodeSequenced(FrameKind.reply, frame.seq, JSON.stringify(answer(link, request) ?? null)));
+    } catch (error) {
+      fail(link, frame.seq, error);
+    }
+  };
+
+  const fail = (link: WorkerLink, seq: number, error: unknown): void => {
+    const body = isKoboldError(error)
+      ? { code: error.code, params: error.params }
+      : { code: 'KOBOLD_ERR_HUB_WIRE', params: { reason: describeError(error) } };
+    link.writer.push(encodeSequenced(FrameKind.failure, seq, JSON.stringify(body)));
+  };
+
+  const server: Server = createServer((socket) => {
+    const link = new WorkerLink(socket, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    links.add(link);
+    link.writer.push(encodeJson(FrameKind.hello, JSON.stringify({ instance })));
+    socket.on('data', (chunk) => {
+      try {
+        for (const frame of link.decoder.push(chunk)) handle(link, frame);
+      } catch (error) {
+        logger.warn({ err: describeError(error) }, 'hub: bad bytes from a worker; closing its connection');
+        socket.destroy();
+      }
+    });
+    socket.on('error', (error) => logger.debug({ err: describeError(error) }, 'hub: worker connection error'));
+    socket.on('close', () => {
+      links.delete(link);
+      link.writer.clear();
+      for (const { channel, clientId } of link.presence.values()) backend.removePresenceNow(channel, clientId);
+    });
+  });
+
+  await removeStaleSocket(options.socketPath);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(options.socketPath, 0o600);
+  logger.info({ socketPath: options.socketPath, instance }, 'hub: log server listening');
+
+  return {
+    socketPath: options.socketPath,
+    instance,
+    connections: () => links.size,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const link of links) link.socket.destroy();
+      await closed;
+      await backend.close();
+    },
+  };
+}
+
+function presenceKey(channel: string, clientId: string): string {
+  return channel + '\n' + clientId;
+}
+
+/** A socket file left by a writer that died is removed; one that answers is a live writer. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  if (!existsSync(socketPath)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: `another log server is listening on ${socketPath}` });
+  unlinkSync(socketPath);
+}
