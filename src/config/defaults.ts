@@ -1,0 +1,63 @@
+import { availableParallelism } from 'node:os';
+
+// One place for every default. The schema in schema.ts fills these in, so a config
+// file only names what it changes.
+
+export const CORES = availableParallelism();
+
+export const daemonDefaults = {
+  runDir: '.kobold',
+  logLevel: 'info',
+  gracefulTimeoutMs: 30_000,
+  heartbeatIntervalMs: 1_000,
+  heartbeatTimeoutMs: 10_000,
+  startTimeoutMs: 30_000,
+} as const;
+
+export const serviceDefaults = {
+  role: 'http',
+  host: '127.0.0.1',
+  port: 8080,
+  minWorkers: 1,
+  maxWorkers: CORES,
+} as const;
+
+export const limitDefaults = {
+  maxRequests: 0, // 0 = no limit
+  maxRequestsJitter: 0,
+  maxMemoryMb: 0,
+  maxIdleMs: 0,
+  maxLifetimeMs: 0,
+} as const;
+
+export const restartDefaults = {
+  backoffInitialMs: 100,
+  backoffMaxMs: 30_000,
+  crashLimit: 5,
+  crashWindowMs: 60_000,
+} as const;
+
+export const scalingDefaults = {
+  enabled: true,
+  windowMs: 10_000,
+  highElu: 0.8,
+  lowElu: 0.2,
+  cooldownMs: 15_000,
+} as const;
+
+export const httpDefaults = {
+  keepAliveTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  maxConnections: 10_000,
+  drainIdleCloseMs: 500,
+} as const;
+
+/** The app a config without `apps` serves. */
+export const DEFAULT_APP = { name: 'hello', module: 'kobold:hello' } as const;
+
+/** The service every default config runs. */
+export const DEFAULT_SERVICE_NAME = 'web';
+
+/** Exit code a worker uses to say "don't restart me": the error will not go away by itself. */
+export const EXIT_NO_RESPAWN = 78;

@@ -1,0 +1,168 @@
+import { z } from 'zod';
+import {
+  daemonDefaults,
+  DEFAULT_APP,
+  DEFAULT_SERVICE_NAME,
+  httpDefaults,
+  limitDefaults,
+  restartDefaults,
+  scalingDefaults,
+  serviceDefaults,
+} from './defaults.js';
+
+const positiveMs = z.number().int().positive();
+const nonNegative = z.number().int().nonnegative();
+const name = z.string().regex(/^[a-z][a-z0-9_-]*$/i, 'a name of letters, digits, "-" or "_", starting with a letter');
+
+export const limitsSchema = z
+  .object({
+    maxRequests: nonNegative.default(limitDefaults.maxRequests),
+    maxRequestsJitter: nonNegative.default(limitDefaults.maxRequestsJitter),
+    maxMemoryMb: nonNegative.default(limitDefaults.maxMemoryMb),
+    maxIdleMs: nonNegative.default(limitDefaults.maxIdleMs),
+    maxLifetimeMs: nonNegative.default(limitDefaults.maxLifetimeMs),
+  })
+  .strict()
+  .prefault({});
+
+export const restartSchema = z
+  .object({
+    backoffInitialMs: positiveMs.default(restartDefaults.backoffInitialMs),
+    backoffMaxMs: positiveMs.default(restartDefaults.backoffMaxMs),
+    crashLimit: z.number().int().min(1).default(restartDefaults.crashLimit),
+    crashWindowMs: positiveMs.default(restartDefaults.crashWindowMs),
+  })
+  .strict()
+  .prefault({});
+
+/** What a scaling policy sees; it answers with the worker count it wants. */
+export interface ScalingInput {
+  service: string;
+  workers: number;
+  minWorkers: number;
+  maxWorkers: number;
+  /** Mean event-loop utilization (0..1) of the service's workers over the window. */
+  elu: number;
+  /** Requests in flight summed over the service's workers, at the last heartbeat. */
+  inFlight: number;
+}
+export type ScalingPolicy = (input: ScalingInput) => number;
+
+export const scalingSchema = z
+  .object({
+    enabled: z.boolean().default(scalingDefaults.enabled),
+    windowMs: positiveMs.default(scalingDefaults.windowMs),
+    highElu: z.number().gt(0).max(1).default(scalingDefaults.highElu),
+    lowElu: z.number().min(0).lt(1).default(scalingDefaults.lowElu),
+    cooldownMs: nonNegative.default(scalingDefaults.cooldownMs),
+    policy: z.custom<ScalingPolicy>((value) => typeof value === 'function', 'a function').optional(),
+  })
+  .strict()
+  .prefault({})
+  .refine((s) => s.lowElu < s.highElu, { message: 'lowElu must be below highElu', path: ['lowElu'] });
+
+export const httpSchema = z
+  .object({
+    keepAliveTimeoutMs: positiveMs.default(httpDefaults.keepAliveTimeoutMs),
+    headersTimeoutMs: positiveMs.default(httpDefaults.headersTimeoutMs),
+    requestTimeoutMs: nonNegative.default(httpDefaults.requestTimeoutMs),
+    maxConnections: z.number().int().positive().default(httpDefaults.maxConnections),
+    drainIdleCloseMs: positiveMs.default(httpDefaults.drainIdleCloseMs),
+  })
+  .strict()
+  .prefault({});
+
+export const serviceSchema = z
+  .object({
+    role: z.enum(['http']).default(serviceDefaults.role),
+    host: z.string().min(1).default(serviceDefaults.host),
+    port: z.number().int().min(0).max(65535).default(serviceDefaults.port),
+    /** Workers at start; defaults to maxWorkers. */
+    workers: z.number().int().positive().optional(),
+    minWorkers: z.number().int().positive().default(serviceDefaults.minWorkers),
+    maxWorkers: z.number().int().positive().default(serviceDefaults.maxWorkers),
+    limits: limitsSchema,
+    restart: restartSchema,
+    scaling: scalingSchema,
+    http: httpSchema,
+  })
+  .strict()
+  .transform((service, ctx) => {
+    if (service.minWorkers > service.maxWorkers) {
+      ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `minWorkers (${service.minWorkers}) is above maxWorkers (${service.maxWorkers})` });
+    }
+    const workers = service.workers ?? service.maxWorkers;
+    if (workers < service.minWorkers || workers > service.maxWorkers) {
+      ctx.addIssue({ code: 'custom', path: ['workers'], message: `workers (${workers}) must be between minWorkers (${service.minWorkers}) and maxWorkers (${service.maxWorkers})` });
+    }
+    return { ...service, workers };
+  });
+
+export const appSchema = z
+  .object({
+    /** Instance name: several instances of one module may run with different names and config. */
+    name,
+    /** Path of the app module (.ts or .js; relative to the config file), or `kobold:NAME` for a built-in app. */
+    module: z.string().min(1),
+    service: name.default(DEFAULT_SERVICE_NAME),
+    /** Answer only requests for this Host (without port); any host when absent. */
+    host: z.string().min(1).optional(),
+    /** Answer only under this path prefix, e.g. "/chat". */
+    prefix: z.string().regex(/^\/([^?#]*[^/?#])?$/, 'a path starting with "/" and not ending with "/"').default('/'),
+    /** The app's own options, validated by the app's schema. */
+    config: z.unknown().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    runDir: z.string().min(1).default(daemonDefaults.runDir),
+    pidFile: z.string().min(1).optional(),
+    controlSocket: z.string().min(1).optional(),
+    /** JSON lines go here; without it a foreground daemon logs to stdout. */
+    logFile: z.string().min(1).optional(),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default(daemonDefaults.logLevel),
+    user: z.string().min(1).optional(),
+    group: z.string().min(1).optional(),
+    gracefulTimeoutMs: positiveMs.default(daemonDefaults.gracefulTimeoutMs),
+    heartbeatIntervalMs: positiveMs.default(daemonDefaults.heartbeatIntervalMs),
+    heartbeatTimeoutMs: positiveMs.default(daemonDefaults.heartbeatTimeoutMs),
+    startTimeoutMs: positiveMs.default(daemonDefaults.startTimeoutMs),
+    services: z.record(name, serviceSchema).prefault({ [DEFAULT_SERVICE_NAME]: {} } as never),
+    apps: z.array(appSchema).prefault([{ name: DEFAULT_APP.name, module: DEFAULT_APP.module }] as never),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.heartbeatTimeoutMs <= config.heartbeatIntervalMs) {
+      ctx.addIssue({ code: 'custom', path: ['heartbeatTimeoutMs'], message: 'must be longer than heartbeatIntervalMs' });
+    }
+    if (Object.keys(config.services).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['services'], message: 'at least one service is needed' });
+    }
+    const appNames = new Set<string>();
+    config.apps.forEach((app, index) => {
+      if (appNames.has(app.name)) {
+        ctx.addIssue({ code: 'custom', path: ['apps', index, 'name'], message: `app name "${app.name}" is used twice` });
+      }
+      appNames.add(app.name);
+      if (!(app.service in config.services)) {
+        ctx.addIssue({ code: 'custom', path: ['apps', index, 'service'], message: `no service named "${app.service}" (services: ${Object.keys(config.services).join(', ')})` });
+      }
+    });
+  });
+
+/** What a config file may contain (every key optional). */
+export type KoboldConfigInput = z.input<typeof configSchema>;
+/** A validated config with every default filled in. */
+export type KoboldConfig = z.output<typeof configSchema>;
+export type ServiceConfig = KoboldConfig['services'][string];
+export type LimitsConfig = ServiceConfig['limits'];
+export type RestartConfig = ServiceConfig['restart'];
+export type ScalingConfig = ServiceConfig['scaling'];
+export type HttpConfig = ServiceConfig['http'];
+export type AppConfig = KoboldConfig['apps'][number];
+
+/** Typed helper for config files: `export default defineConfig({ ... })`. */
+export function defineConfig(config: KoboldConfigInput): KoboldConfigInput {
+  return config;
+}

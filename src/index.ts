@@ -1,0 +1,9 @@
+// The public API for config files and app modules.
+export { defineConfig } from './config/schema.js';
+export type { KoboldConfigInput, ScalingInput, ScalingPolicy } from './config/schema.js';
+export { defineApp } from './app/define.js';
+export type { AppDefinition } from './app/define.js';
+export type { AppContext } from './app/context.js';
+export type { RouteHandler, RouteParams, NodeHandler } from './app/http-routes.js';
+export { KoboldError, isKoboldError } from './errors.js';
+export type { ErrorCode } from './errors.js';

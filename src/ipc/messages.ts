@@ -1,0 +1,56 @@
+// Every message between the master and a worker (over node:cluster's IPC channel).
+// Each kind is a type; `handle()` takes a map with one handler per kind, so a kind
+// without a handler fails to compile.
+
+import type { AppConfig, ServiceConfig } from '../config/schema.js';
+
+/** The part of the config a worker needs; plain JSON (no functions cross the boundary). */
+export interface WorkerBoot {
+  workerId: number;
+  serviceName: string;
+  service: Omit<ServiceConfig, 'scaling'>;
+  apps: AppConfig[];
+  logFile: string | undefined;
+  logLevel: string;
+  heartbeatIntervalMs: number;
+  runDir: string;
+  configFile: string | null;
+}
+
+export interface WorkerMetrics {
+  rss: number;
+  heapUsed: number;
+  /** Event-loop utilization (0..1) since the previous heartbeat. */
+  elu: number;
+  /** Requests served since the worker started. */
+  requests: number;
+  inFlight: number;
+  connections: number;
+  /** Epoch ms of the last request's end (or the worker's start). */
+  lastActiveAt: number;
+}
+
+export type ToWorker =
+  | { kind: 'boot'; boot: WorkerBoot }
+  | { kind: 'drain'; timeoutMs: number }
+  | { kind: 'reopen-logs' };
+
+export type ToMaster =
+  | { kind: 'boot-request' }
+  | { kind: 'ready' }
+  | { kind: 'start-failed'; error: string; noRespawn: boolean }
+  | { kind: 'heartbeat'; metrics: WorkerMetrics };
+
+type Kinds<M extends { kind: string }> = M['kind'];
+export type Handlers<M extends { kind: string }> = {
+  [K in Kinds<M>]: (message: Extract<M, { kind: K }>) => void;
+};
+
+/** Dispatches a message to its handler; returns false when it is not one of ours. */
+export function handle<M extends { kind: string }>(handlers: Handlers<M>, message: unknown): boolean {
+  if (message === null || typeof message !== 'object') return false;
+  const kind = (message as { kind?: unknown }).kind;
+  if (typeof kind !== 'string' || !Object.hasOwn(handlers, kind)) return false;
+  (handlers[kind as Kinds<M>] as (m: unknown) => void)(message);
+  return true;
+}

@@ -1,0 +1,107 @@
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describeError, KoboldError } from '../errors.js';
+import { CONTROL_COMMANDS, type ControlReply, type ControlRequest } from '../ipc/control.js';
+
+const MAX_LINE_BYTES = 64 * 1024;
+
+export type ControlHandler = (request: ControlRequest) => Promise<unknown>;
+
+/** The master's control socket: a UNIX socket (mode 0600) speaking JSON lines. */
+export class ControlServer {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    private readonly path: string,
+    private readonly handler: ControlHandler,
+  ) {
+    this.server = createServer((socket) => this.serve(socket));
+  }
+
+  /** Listens, replacing a socket file left by a dead daemon (the caller holds the pid file). */
+  listen(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // no stale socket
+    }
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.path, () => {
+        this.server.off('error', reject);
+        chmodSync(this.path, 0o600);
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.server.close();
+    for (const socket of this.sockets) socket.destroy();
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+
+  private serve(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const lines = createInterface({ input: socket, crlfDelay: Infinity });
+    lines.on('line', (line) => {
+      if (Buffer.byteLength(line) > MAX_LINE_BYTES) {
+        this.reply(socket, { id: 0, ok: false, error: { code: 'KOBOLD_ERR_CONTROL_REQUEST', message: `request line over ${MAX_LINE_BYTES} bytes` } });
+        socket.end();
+        return;
+      }
+      void this.answer(socket, line);
+    });
+  }
+
+  private async answer(socket: Socket, line: string): Promise<void> {
+    let id = 0;
+    try {
+      const request = parseRequest(line);
+      id = request.id;
+      const result = await this.handler(request.body);
+      this.reply(socket, { id, ok: true, result: result ?? null });
+    } catch (error) {
+      const code = error instanceof KoboldError ? error.code : 'KOBOLD_ERR_INTERNAL';
+      const problems = (error as { problems?: unknown }).problems;
+      this.reply(socket, { id, ok: false, error: { code, message: describeError(error), ...(Array.isArray(problems) ? { problems } : {}) } });
+    }
+  }
+
+  private reply(socket: Socket, reply: ControlReply): void {
+    if (!socket.destroyed) socket.write(`${JSON.stringify(reply)}\n`);
+  }
+}
+
+function parseRequest(line: string): { id: number; body: ControlRequest } {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: 'not a JSON line' });
+  }
+  if (value === null || typeof value !== 'object') throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: 'expected a JSON object' });
+  const { id, cmd } = value as { id?: unknown; cmd?: unknown };
+  if (typeof id !== 'number') throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: '"id" must be a number' });
+  if (typeof cmd !== 'string' || !(CONTROL_COMMANDS as readonly string[]).includes(cmd)) {
+    throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: `unknown command ${JSON.stringify(cmd)} (commands: ${CONTROL_COMMANDS.join(', ')})` });
+  }
+  if (cmd === 'scale') {
+    const { service, delta } = value as { service?: unknown; delta?: unknown };
+    if (typeof service !== 'string' || typeof delta !== 'number' || !Number.isInteger(delta)) {
+      throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: 'scale needs "service" (string) and "delta" (integer)' });
+    }
+  }
+  return { id, body: value as ControlRequest };
+}
+
