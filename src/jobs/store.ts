@@ -252,6 +252,11 @@ export class RunStore {
     }).immediate();
   }
 
+  findByIdempotencyKey(key: string): RunRecord | undefined {
+    const row = this.statements.byKey.get(key) as RunRow | undefined;
+    return row && toRecord(row);
+  }
+
   get(id: number): RunRecord | undefined {
     this.flushProgressOf(id);
     const row = this.statements.byId.get(id) as RunRow | undefined;

@@ -1,0 +1,195 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isKoboldError } from '../../src/errors.js';
+import { startHarness, waitFor } from './helpers.js';
+
+test('a run goes queued -> running -> succeeded in a warm worker, with its output kept', async () => {
+  const h = await startHarness();
+  try {
+    const [worker] = await h.addWorkers(1);
+    const { run } = h.dispatcher.enqueue({ task: 'echo', args: { text: 'hi' }, trigger: 'test' });
+    assert.equal(run.state, 'queued');
+    const done = await h.waitForState(run.id, ['succeeded']);
+    assert.deepEqual(done.result, { echoed: 'hi', pid: worker!.pid });
+    assert.equal(done.workerPid, worker!.pid);
+    assert.equal(done.attempt, 1);
+    assert.ok(done.startedAt! >= done.createdAt && done.finishedAt! >= done.startedAt! && done.durationMs! >= 0);
+
+    const { run: chatty } = h.dispatcher.enqueue({ task: 'chatty' });
+    const finished = await h.waitForState(chatty.id, ['succeeded']);
+    assert.deepEqual(finished.progress, { percent: 100, message: 'done' });
+    const lines = h.store.logs(chatty.id).map((line) => [line.stream, line.level, line.message]);
+    assert.deepEqual(lines, [
+      ['log', 'info', 'starting {"step":1}'],
+      ['stdout', 'info', 'to stdout'],
+      ['stderr', 'error', 'to stderr'],
+      ['stdout', 'info', 'no newline at the end'],
+    ]);
+  } finally { await h.close(); }
+});
+
+test('bad input is refused with a clear error: unknown task, bad args, oversize args, full queue', async () => {
+  const h = await startHarness({ maxQueued: 2, maxArgsBytes: 100 });
+  try {
+    assert.throws(() => h.dispatcher.enqueue({ task: 'nope' }), (e) => isKoboldError(e, 'KOBOLD_ERR_JOBS_UNKNOWN_TASK') && e.status === 400 && /"nope"/.test(e.message));
+    assert.throws(() => h.dispatcher.enqueue({ task: 'echo', args: { text: 5 } }), (e) => isKoboldError(e, 'KOBOLD_ERR_JOBS_BAD_ARGS') && /text/.test(e.message) && /expected string/.test(e.message));
+    assert.throws(() => h.dispatcher.enqueue({ task: 'echo', args: { text: 'x'.repeat(200) } }), (e) => isKoboldError(e, 'KOBOLD_ERR_JOBS_ARGS_TOO_LARGE') && e.status === 413);
+    assert.throws(() => h.dispatcher.enqueue({ task: 'echo', args: { text: 'x' }, priority: 1.5 }), (e) => isKoboldError(e, 'KOBOLD_ERR_BAD_REQUEST'));
+    h.dispatcher.enqueue({ task: 'echo', args: { text: 'a' } });
+    h.dispatcher.enqueue({ task: 'echo', args: { text: 'b' }, idempotencyKey: 'k' });
+    assert.throws(() => h.dispatcher.enqueue({ task: 'echo', args: { text: 'c' } }), (e) => isKoboldError(e, 'KOBOLD_ERR_JOBS_QUEUE_FULL') && /2 runs waiting \(limit 2\)/.test(e.message));
+    // A replay of an accepted enqueue still answers while the queue is full.
+    assert.equal(h.dispatcher.enqueue({ task: 'echo', args: { text: 'b' }, idempotencyKey: 'k' }).created, false);
+    assert.equal(h.store.list().length, 2, 'nothing half-added');
+  } finally { await h.close(); }
+});
+
+test('idempotency key: the second enqueue returns the first run', async () => {
+  const h = await startHarness();
+  try {
+    const first = h.dispatcher.enqueue({ task: 'echo', args: { text: 'a' }, idempotencyKey: 'order-17' });
+    const second = h.dispatcher.enqueue({ task: 'echo', args: { text: 'b' }, idempotencyKey: 'order-17' });
+    assert.deepEqual([first.created, second.created, second.run.id], [true, false, first.run.id]);
+    assert.equal(h.dispatcher.depth().ready, 1);
+  } finally { await h.close(); }
+});
+
+test('priorities and delayed runs: higher priority first, runAt respected', async () => {
+  const h = await startHarness();
+  try {
+    const low = h.dispatcher.enqueue({ task: 'echo', args: { text: 'low' } }).run;
+    const high = h.dispatcher.enqueue({ task: 'echo', args: { text: 'high' }, priority: 5 }).run;
+    const later = h.dispatcher.enqueue({ task: 'echo', args: { text: 'later' }, delayMs: 300, priority: 10 }).run;
+    assert.equal(later.state, 'delayed');
+    await h.addWorkers(1);
+    const [lowDone, highDone] = [await h.waitForState(low.id, ['succeeded']), await h.waitForState(high.id, ['succeeded'])];
+    assert.ok(highDone.startedAt! <= lowDone.startedAt!, 'priority 5 ran before priority 0');
+    const laterDone = await h.waitForState(later.id, ['succeeded']);
+    assert.ok(laterDone.startedAt! >= later.runAt, 'not before its runAt');
+  } finally { await h.close(); }
+});
+
+test('a task that throws is retried with backoff, then succeeds; errors keep their stack', async () => {
+  const h = await startHarness();
+  try {
+    await h.addWorkers(1);
+    const ok = h.dispatcher.enqueue({ task: 'flaky', args: { succeedOn: 3 } }).run;
+    // Read the state and subscribe in the same tick, as watchers must: nothing happens in between.
+    const states: string[] = [h.store.require(ok.id).state];
+    h.dispatcher.subscribe(ok.id, (event) => { if (event.type === 'state') states.push(event.run.state); });
+    const done = await h.waitForState(ok.id, ['succeeded']);
+    assert.deepEqual(done.result, { attempt: 3 });
+    assert.deepEqual(states, ['running', 'delayed', 'queued', 'running', 'delayed', 'queued', 'running', 'succeeded']);
+    const system = h.store.logs(ok.id).filter((line) => line.stream === 'system').map((line) => line.message);
+    assert.match(system[0]!, /attempt 1 of 4 failed: attempt 1 fails/);
+    assert.match(system[1]!, /retrying in 30 ms/);
+    assert.match(system[3]!, /retrying in 60 ms/);
+
+    const never = h.dispatcher.enqueue({ task: 'flaky', args: { succeedOn: 99 } }).run;
+    const failed = await h.waitForState(never.id, ['failed']);
+    assert.equal(failed.attempt, 4);
+    assert.equal(failed.error?.message, 'attempt 4 fails');
+    assert.match(failed.error?.stack ?? '', /fixtures\/tasks\.ts/);
+  } finally { await h.close(); }
+});
+
+test('per-task concurrency limit: runs of a limited task never overlap', async () => {
+  const h = await startHarness();
+  try {
+    await h.addWorkers(2);
+    const runs = [1, 2, 3].map(() => h.dispatcher.enqueue({ task: 'single', args: { ms: 60 } }).run);
+    const done = await Promise.all(runs.map((run) => h.waitForState(run.id, ['succeeded'])));
+    for (let i = 1; i < done.length; i++) assert.ok(done[i]!.startedAt! >= done[i - 1]!.finishedAt!, `run ${i} started after run ${i - 1} finished`);
+  } finally { await h.close(); }
+});
+
+test('cancel: a queued run at once, a running one through its abort signal', async () => {
+  const h = await startHarness();
+  try {
+    const queued = h.dispatcher.enqueue({ task: 'echo', args: { text: 'x' } }).run;
+    assert.equal(h.dispatcher.cancel(queued.id).state, 'cancelled');
+    assert.throws(() => h.dispatcher.cancel(queued.id), (e) => isKoboldError(e, 'KOBOLD_ERR_JOBS_BAD_TRANSITION'));
+    const [worker] = await h.addWorkers(1);
+    const running = h.dispatcher.enqueue({ task: 'wait', args: {} }).run;
+    await h.waitForState(running.id, ['running']);
+    h.dispatcher.cancel(running.id);
+    const cancelled = await h.waitForState(running.id, ['cancelled']);
+    assert.equal(cancelled.error?.code, 'KOBOLD_ERR_JOBS_CANCELLED');
+    assert.equal(worker!.exitCode, null, 'a task that honours abort keeps its worker');
+    // The same worker takes the next run.
+    const next = h.dispatcher.enqueue({ task: 'echo', args: { text: 'again' } }).run;
+    assert.equal((await h.waitForState(next.id, ['succeeded'])).workerPid, worker!.pid);
+  } finally { await h.close(); }
+});
+
+test('timeout: a task that ignores abort gets its worker TERMed; one that ignores TERM gets KILLed', async () => {
+  const h = await startHarness();
+  try {
+    const [first] = await h.addWorkers(1);
+    const stubborn = h.dispatcher.enqueue({ task: 'stubborn' }).run;
+    const timedOut = await h.waitForState(stubborn.id, ['timed_out']);
+    assert.equal(timedOut.error?.code, 'KOBOLD_ERR_JOBS_TIMEOUT');
+    await waitFor('worker exit', () => first!.exitCode !== null || first!.signalCode !== null);
+    assert.match(h.store.logs(stubborn.id).map((l) => l.message).join('\n'), /SIGTERM to worker/);
+
+    await h.addWorkers(1);
+    const proof = h.dispatcher.enqueue({ task: 'sigterm-proof' }).run;
+    const killed = await h.waitForState(proof.id, ['timed_out']);
+    assert.equal(killed.exitSignal, 'SIGKILL');
+    assert.match(h.store.logs(proof.id).map((l) => l.message).join('\n'), /SIGKILL/);
+  } finally { await h.close(); }
+});
+
+test('a timed-out attempt is retried per policy, then ends timed_out', async () => {
+  const h = await startHarness();
+  try {
+    const [worker] = await h.addWorkers(1);
+    const run = h.dispatcher.enqueue({ task: 'slow-timeout' }).run;
+    const done = await h.waitForState(run.id, ['timed_out']);
+    assert.equal(done.attempt, 2);
+    assert.equal(worker!.exitCode, null, 'the task honoured abort, so its worker lives on');
+  } finally { await h.close(); }
+});
+
+test('a worker that dies mid-run: the run fails with its exit code or signal', async () => {
+  const h = await startHarness();
+  try {
+    await h.addWorkers(2);
+    const exited = h.dispatcher.enqueue({ task: 'crash', args: { code: 3 } }).run;
+    const failed = await h.waitForState(exited.id, ['failed']);
+    assert.equal(failed.exitCode, 3);
+    assert.equal(failed.error?.code, 'KOBOLD_ERR_JOBS_WORKER_LOST');
+    assert.match(failed.error!.message, /exit code 3/);
+    const killed = h.dispatcher.enqueue({ task: 'self-kill' }).run;
+    const lost = await h.waitForState(killed.id, ['failed']);
+    assert.equal(lost.exitSignal, 'SIGKILL');
+    assert.match(lost.error!.message, /killed by SIGKILL/);
+  } finally { await h.close(); }
+});
+
+test('isolation fresh: each run gets a new process, same protocol', async () => {
+  const h = await startHarness();
+  try {
+    const a = h.dispatcher.enqueue({ task: 'isolated' }).run;
+    const b = h.dispatcher.enqueue({ task: 'isolated' }).run;
+    const [doneA, doneB] = [await h.waitForState(a.id, ['succeeded'], 10_000), await h.waitForState(b.id, ['succeeded'], 10_000)];
+    const pids = [(doneA.result as { pid: number }).pid, (doneB.result as { pid: number }).pid];
+    assert.notEqual(pids[0], pids[1]);
+    assert.ok(!pids.includes(process.pid));
+    assert.equal(doneA.workerPid, pids[0]);
+  } finally { await h.close(); }
+});
+
+test('queue depth is reported for scaling', async () => {
+  const depths: unknown[] = [];
+  const h = await startHarness();
+  try {
+    // The harness has no onQueueDepth; read depth() directly as the callback would get it.
+    h.dispatcher.enqueue({ task: 'echo', args: { text: 'x' } });
+    depths.push(h.dispatcher.depth());
+    assert.deepEqual(depths[0], { ready: 1, delayed: 0, running: 0, workers: 0, freeSlots: 0 });
+    await h.addWorkers(1, { concurrency: 3 });
+    await waitFor('run done', () => h.dispatcher.depth().ready === 0 && h.dispatcher.depth().running === 0);
+    assert.deepEqual(h.dispatcher.depth(), { ready: 0, delayed: 0, running: 0, workers: 1, freeSlots: 3 });
+  } finally { await h.close(); }
+});

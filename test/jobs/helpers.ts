@@ -1,0 +1,84 @@
+// A dispatcher in the test process with real task-worker processes forked from here.
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Dispatcher } from '../../src/jobs/dispatcher.js';
+import { fillJobsOptions, type JobsOptions } from '../../src/jobs/options.js';
+import { loadTaskModules } from '../../src/jobs/registry.js';
+import type { RunState } from '../../src/jobs/states.js';
+import { RunStore, type RunRecord } from '../../src/jobs/store.js';
+import { taskWorkerEnvKey } from '../../src/jobs/task-worker.js';
+
+export const fixtureTasks = fileURLToPath(new URL('./fixtures/tasks.ts', import.meta.url));
+export const taskWorkerMain = fileURLToPath(new URL('../../src/jobs/task-worker-main.ts', import.meta.url));
+export const tsxLoader = import.meta.resolve('tsx');
+
+/** Forks a pool task worker; the caller reports its exit to whoever hosts the dispatcher. */
+export function forkTaskWorker(socketPath: string, options: { concurrency?: number; maxRuns?: number; modules?: string[] } = {}): ChildProcess {
+  const config = { socketPath, taskModules: options.modules ?? [fixtureTasks], concurrency: options.concurrency ?? 1, maxRuns: options.maxRuns ?? 0 };
+  return fork(taskWorkerMain, [], {
+    env: { ...process.env, [taskWorkerEnvKey]: JSON.stringify(config) },
+    execArgv: ['--import', tsxLoader],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export interface Harness {
+  dir: string;
+  store: RunStore;
+  dispatcher: Dispatcher;
+  children: ChildProcess[];
+  addWorkers(count: number, options?: { concurrency?: number; maxRuns?: number }): Promise<ChildProcess[]>;
+  waitForState(id: number, states: RunState[], timeoutMs?: number): Promise<RunRecord>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(options: Partial<JobsOptions> & { dir?: string } = {}): Promise<Harness> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'kobold-jobs-'));
+  const settings = fillJobsOptions({ runDir: dir, taskModules: [fixtureTasks], workerExitWaitMs: 2000, abortGraceMs: 100, killGraceMs: 300, drainTimeoutMs: 0, ...options });
+  const store = new RunStore(settings.storeFile, settings);
+  const dispatcher = new Dispatcher({ store, tasks: await loadTaskModules(settings.taskModules), settings });
+  await dispatcher.start();
+  const children: ChildProcess[] = [];
+  const harness: Harness = {
+    dir,
+    store,
+    dispatcher,
+    children,
+    async addWorkers(count, workerOptions = {}) {
+      const before = dispatcher.depth().workers;
+      const added = Array.from({ length: count }, () => {
+        const child = forkTaskWorker(settings.socketPath, workerOptions);
+        child.on('exit', (code, signal) => dispatcher.workerExited(child.pid!, code, signal));
+        children.push(child);
+        return child;
+      });
+      await waitFor(`${count} task workers`, () => dispatcher.depth().workers >= before + count, 10_000);
+      return added;
+    },
+    waitForState: (id, states, timeoutMs) =>
+      waitFor(`run ${id} to be ${states.join('|')}`, () => {
+        const run = store.require(id);
+        return states.includes(run.state) ? run : undefined;
+      }, timeoutMs),
+    async close() {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await dispatcher.close();
+      store.close();
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
