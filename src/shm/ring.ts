@@ -11,7 +11,7 @@
 // A slot's stamp is 2*seq+1 while the writer fills it and 2*seq+2 once done (mod 2^32), so a
 // reader that sees the same finished stamp before and after copying knows the copy is whole.
 import { KoboldError } from '../errors.js';
-import { isProcessAlive, checkInteger, layoutError, openStructure, optionError, unlinkSegment, type SegmentName, type SegmentOptions } from './segment.js';
+import { PLAIN_ACCESS_IS_ORDERED, isProcessAlive, checkInteger, layoutError, openStructure, optionError, unlinkSegment, type SegmentName, type SegmentOptions } from './segment.js';
 
 const RING = { label: 'ring', magic: 0x4b425247, version: 1 } as const;
 const HEADER_BYTES = 64;
@@ -25,12 +25,6 @@ const B_TAIL = 5; // BigInt64 index of byte 40
 const SLOT_HEADER_BYTES = 8;
 const MAX_RECORD_SIZE = 1 << 20;
 const MAX_CAPACITY = 1 << 26;
-
-/**
- * x86 keeps loads in order with loads and stores with stores, so plain copies between the
- * stamp's Atomics are safe there. Elsewhere every payload word goes through Atomics.
- */
-const PLAIN_COPY_IS_ORDERED = process.arch === 'x64' || process.arch === 'ia32';
 
 export interface RingOptions extends SegmentOptions {
   /** Largest payload of one record, in bytes: a multiple of 8. Only used when creating. */
@@ -79,7 +73,7 @@ export class SharedRing {
     this.recordSize = this.#words[W_RECORD_SIZE];
     this.capacity = this.#words[W_CAPACITY];
     this.epoch = this.#words[W_EPOCH] >>> 0;
-    this.#atomicCopy = atomicCopy ?? !PLAIN_COPY_IS_ORDERED;
+    this.#atomicCopy = atomicCopy ?? !PLAIN_ACCESS_IS_ORDERED;
     if (this.#words[W_SLOT_SIZE] !== SLOT_HEADER_BYTES + this.recordSize || buffer.byteLength < HEADER_BYTES + this.capacity * this.#words[W_SLOT_SIZE]) {
       throw layoutError(name, RING, 'its header does not match its size');
     }

@@ -33,6 +33,12 @@ export interface CreateSpec {
   init(buffer: ArrayBuffer): void;
 }
 
+/**
+ * x86 keeps loads in order with loads and stores with stores, so plain reads and writes
+ * between two Atomics (a seqlock) are safe there; elsewhere structures use Atomics or locks.
+ */
+export const PLAIN_ACCESS_IS_ORDERED = process.arch === 'x64' || process.arch === 'ia32';
+
 const SHM_NAME = /^[A-Za-z0-9._-]{1,200}$/;
 
 /** The addon, or a KoboldError saying why shared memory is off. */
