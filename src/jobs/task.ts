@@ -119,6 +119,8 @@ export function defineTask<S extends z.ZodType>(options: TaskOptions<S>): TaskDe
       ...(options.schedule.timezone !== undefined && { timezone: options.schedule.timezone }),
     };
     validateSchedule(options.name, schedule);
+    // A scheduled run has no caller to pass arguments: it runs with {}.
+    if (!options.args.safeParse({}).success) fail('schedule', 'needs an args schema that accepts {} (scheduled runs get no arguments)');
     Object.freeze(schedule);
   }
   const definition: TaskDefinition<S> = {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Dispatcher } from '../../src/jobs/dispatcher.js';
 import { fillJobsOptions, type JobsOptions } from '../../src/jobs/options.js';
-import { loadTaskModules } from '../../src/jobs/registry.js';
+import { loadTaskModules, type TaskRegistry } from '../../src/jobs/registry.js';
 import type { RunState } from '../../src/jobs/states.js';
 import { RunStore, type RunRecord } from '../../src/jobs/store.js';
 import { taskWorkerEnvKey } from '../../src/jobs/task-worker.js';
@@ -45,11 +45,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: Partial<JobsOptions> & { dir?: string } = {}): Promise<Harness> {
+export async function startHarness(options: Partial<JobsOptions> & { dir?: string; tasks?: TaskRegistry } = {}): Promise<Harness> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'kobold-jobs-'));
-  const settings = fillJobsOptions({ runDir: dir, taskModules: [fixtureTasks], workerExitWaitMs: 2000, abortGraceMs: 100, killGraceMs: 300, drainTimeoutMs: 0, ...options });
+  const { tasks, dir: _dir, ...jobsOptions } = options;
+  const settings = fillJobsOptions({ runDir: dir, taskModules: [fixtureTasks], workerExitWaitMs: 2000, abortGraceMs: 100, killGraceMs: 300, drainTimeoutMs: 0, ...jobsOptions });
   const store = new RunStore(settings.storeFile, settings);
-  const dispatcher = new Dispatcher({ store, tasks: await loadTaskModules(settings.taskModules), settings });
+  const dispatcher = new Dispatcher({ store, tasks: tasks ?? (await loadTaskModules(settings.taskModules)), settings });
   await dispatcher.start();
   const children: ChildProcess[] = [];
   const harness: Harness = {

@@ -16,7 +16,8 @@ test('defineTask fills defaults, freezes and brands the definition', () => {
   assert.ok(Object.isFrozen(task));
   assert.ok(isTaskDefinition(task));
   assert.equal(isTaskDefinition({ ...task }), false);
-  const scheduled = defineTask({ ...base, schedule: { cron: '*/5 * * * *', timezone: 'Europe/Berlin' } });
+  assert.throws(() => defineTask({ ...base, schedule: { cron: '* * * * *' } }), (error) => isKoboldError(error, 'KOBOLD_ERR_JOBS_TASK_DEFINITION') && error.params.field === 'schedule');
+  const scheduled = defineTask({ ...base, args: z.object({ to: z.string().default('ops') }), schedule: { cron: '*/5 * * * *', timezone: 'Europe/Berlin' } });
   assert.deepEqual(scheduled.schedule, { cron: '*/5 * * * *', timezone: 'Europe/Berlin', overlap: 'forbid', missed: 'skip' });
 });
 
