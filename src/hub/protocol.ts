@@ -1,0 +1,152 @@
+// The client protocol: JSON commands in, replies and pushes out (docs/protocol.md).
+// Commands are validated here, at the edge; frames going out are built by string
+// concatenation around the publication's JSON text, once per publication and format.
+import { z } from 'zod';
+import { isKoboldError, KoboldError } from '../errors.js';
+import type { DisconnectReason } from './disconnect.js';
+import type { HistoryResult, PresenceCounts, PresenceEvent, PresenceUser, Publication, StreamPosition } from './types.js';
+
+export const position = z.object({ offset: z.number().int().min(0), epoch: z.string().max(64) }).strict();
+const channel = z.string().min(1).max(255);
+const id = z.number().int().min(0).optional();
+
+export const command = z.discriminatedUnion('cmd', [
+  z.object({ id, cmd: z.literal('connect'), token: z.string().max(8192).optional() }).strict(),
+  z
+    .object({ id, cmd: z.literal('subscribe'), channel, since: position.optional(), history: z.number().int().min(0).optional() })
+    .strict(),
+  z.object({ id, cmd: z.literal('unsubscribe'), channel }).strict(),
+  z.object({ id, cmd: z.literal('publish'), channel, data: z.unknown() }).strict(),
+  z.object({ id, cmd: z.literal('presence'), channel }).strict(),
+  z
+    .object({ id, cmd: z.literal('history'), channel, limit: z.number().int().min(0).optional(), since: position.optional() })
+    .strict(),
+  z.object({ id, cmd: z.literal('ping') }).strict(),
+  z.object({ id, cmd: z.literal('refresh'), token: z.string().max(8192) }).strict(),
+]);
+
+export type Command = z.infer<typeof command>;
+export const COMMAND_NAMES = command.options.map((option) => option.shape.cmd.value);
+
+/** A command that failed to parse, with the id to answer to when one could be read. */
+export class CommandError extends Error {
+  constructor(
+    readonly error: KoboldError,
+    readonly id?: number,
+  ) {
+    super(error.message);
+  }
+}
+
+/** Parses one command; throws CommandError naming what was wrong. */
+export function parseCommand(text: string, maxBytes: number): Command {
+  const size = Buffer.byteLength(text);
+  if (size > maxBytes) throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size, limit: maxBytes }));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_INVALID_JSON', { reason: (error as Error).message }));
+  }
+  return parseCommandValue(value);
+}
+
+export function parseCommandValue(value: unknown): Command {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'a command is a JSON object' }));
+  }
+  const record = value as Record<string, unknown>;
+  const commandId = typeof record.id === 'number' && Number.isInteger(record.id) && record.id >= 0 ? record.id : undefined;
+  if (typeof record.cmd !== 'string') {
+    throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'field "cmd" is missing' }), commandId);
+  }
+  if (!(COMMAND_NAMES as string[]).includes(record.cmd)) {
+    throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_UNKNOWN_COMMAND', { command: record.cmd.slice(0, 40) }), commandId);
+  }
+  const parsed = command.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue.path.length > 0 ? `field "${issue.path.join('.')}"` : record.cmd;
+    throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: `${field}: ${issue.message}` }), commandId);
+  }
+  return parsed.data;
+}
+
+// --- frames out
+
+/** `{"offset":…,"epoch":…,"time":…,"data":<raw>,"info":…}` */
+export function encodePublicationFields(publication: Publication): string {
+  const info = publication.info === undefined ? '' : ',"info":' + JSON.stringify(publication.info);
+  return (
+    '"offset":' + publication.offset + ',"epoch":' + JSON.stringify(publication.epoch) + ',"time":' + publication.time + ',"data":' + publication.data + info
+  );
+}
+
+export function encodePublicationPush(publication: Publication): string {
+  return '{"push":"pub","channel":' + JSON.stringify(publication.channel) + ',' + encodePublicationFields(publication) + '}';
+}
+
+export function encodeHistoryResult(result: HistoryResult, channelName?: string): string {
+  const publications = result.publications.map((p) => '{' + encodePublicationFields(p) + '}').join(',');
+  const named = channelName === undefined ? '' : '"channel":' + JSON.stringify(channelName) + ',';
+  return '{' + named + '"position":' + JSON.stringify(result.position) + ',"lost":' + result.lost + ',"publications":[' + publications + ']}';
+}
+
+export function encodeReply(commandId: number | undefined, resultJson: string): string {
+  return '{"id":' + (commandId ?? 0) + ',"result":' + resultJson + '}';
+}
+
+export function errorBody(error: unknown): { code: string; message: string } {
+  if (isKoboldError(error)) return { code: error.code, message: error.message };
+  return { code: 'KOBOLD_ERR_HUB_INTERNAL', message: 'internal error' };
+}
+
+export function encodeError(commandId: number | undefined, error: unknown): string {
+  const body = JSON.stringify(errorBody(error));
+  return commandId === undefined ? '{"error":' + body + '}' : '{"id":' + commandId + ',"error":' + body + '}';
+}
+
+export function encodePresencePush(event: PresenceEvent): string {
+  return JSON.stringify({ push: event.type, channel: event.channel, user: event.user });
+}
+
+/** Publications after `position` were dropped for this connection: resubscribe with `since` = position. */
+export function encodeGapPush(channelName: string, last: StreamPosition): string {
+  return JSON.stringify({ push: 'gap', channel: channelName, offset: last.offset, epoch: last.epoch });
+}
+
+export function encodeDisconnectPush(disconnect: DisconnectReason): string {
+  return JSON.stringify({ push: 'disconnect', ...disconnect });
+}
+
+export function encodePresenceResult(users: PresenceUser[], counts: PresenceCounts): string {
+  return JSON.stringify({ users, counts });
+}
+
+// --- stateless HTTP requests (long-polling, refresh, commands over POST)
+
+/** channel -> where the client stands (null: it has nothing yet). */
+export const pollRequest = z
+  .object({
+    token: z.string().max(8192).optional(),
+    channels: z.record(channel, position.nullable()),
+    timeoutMs: z.number().int().min(0).optional(),
+  })
+  .strict();
+export type PollRequest = z.infer<typeof pollRequest>;
+
+/** Commands that need no session, sent over HTTP POST by SSE, long-polling and refresh clients. */
+export const httpCommand = z.discriminatedUnion('cmd', [
+  z.object({ token: z.string().max(8192).optional(), cmd: z.literal('publish'), channel, data: z.unknown() }).strict(),
+  z.object({ token: z.string().max(8192).optional(), cmd: z.literal('presence'), channel }).strict(),
+  z
+    .object({
+      token: z.string().max(8192).optional(),
+      cmd: z.literal('history'),
+      channel,
+      limit: z.number().int().min(0).optional(),
+      since: position.optional(),
+    })
+    .strict(),
+]);
+export type HttpCommand = z.infer<typeof httpCommand>;

@@ -1,0 +1,270 @@
+// One client connection (WebSocket or SSE) on this process: its identity, its
+// subscriptions, its command handling and its outbound queue.
+import { describeError, KoboldError } from '../errors.js';
+import { ANONYMOUS } from './auth.js';
+import { checkAccess } from './channels.js';
+import { Disconnects, type DisconnectReason } from './disconnect.js';
+import type { HubNode } from './node.js';
+import { OutboundQueue, type Transport } from './outbound.js';
+import {
+  type Command,
+  CommandError,
+  encodeDisconnectPush,
+  encodeError,
+  encodeGapPush,
+  encodeHistoryResult,
+  encodePresenceResult,
+  encodeReply,
+  parseCommand,
+} from './protocol.js';
+import type { Principal, Publication, StreamPosition } from './types.js';
+
+/** A subscription; while it recovers history, live publications wait in `held`. */
+interface Subscription {
+  held: { publication: Publication; frame: Buffer }[] | null;
+  presence: boolean;
+}
+
+/** Token bucket: `rate` commands per second, bursts up to `burst`. */
+class RateLimiter {
+  private tokens: number;
+  private last = performance.now();
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+export class Session {
+  readonly clientId: string;
+  principal: Principal | null = null;
+  readonly subscriptions = new Map<string, Subscription>();
+  private readonly queue: OutboundQueue;
+  private readonly limiter: RateLimiter;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly node: HubNode,
+    readonly transport: Transport,
+    clientId: string,
+  ) {
+    this.clientId = clientId;
+    const limits = node.options.limits;
+    this.limiter = new RateLimiter(limits.commandsPerSecond, limits.commandBurst);
+    this.queue = new OutboundQueue(
+      transport,
+      limits,
+      (channel, last) => node.frame(transport.format, encodeGapPush(channel, last)),
+      () => this.close(Disconnects.slowConsumer),
+    );
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get userId(): string {
+    return this.principal?.userId ?? '';
+  }
+
+  /** Queues a frame (already in this transport's format). */
+  send(frame: Buffer, publication?: Publication): void {
+    this.queue.push(frame, publication);
+  }
+
+  private sendJson(json: string): void {
+    this.send(this.node.frame(this.transport.format, json));
+  }
+
+  /** One command from the client, as text (WebSocket messages; newline-separated commands allowed). */
+  handleText(text: string): void {
+    if (this.closed) return;
+    for (const line of text.includes('\n') ? text.split('\n') : [text]) {
+      if (line.trim() === '') continue;
+      let command: Command;
+      try {
+        command = parseCommand(line, this.node.options.limits.maxMessageBytes);
+      } catch (error) {
+        if (error instanceof CommandError) this.sendJson(encodeError(error.id, error.error));
+        else throw error;
+        continue;
+      }
+      if (!this.limiter.take()) {
+        this.sendJson(encodeError(command.id, new KoboldError('KOBOLD_ERR_HUB_FLOOD', { limit: this.node.options.limits.commandsPerSecond })));
+        continue;
+      }
+      void this.run(command);
+    }
+  }
+
+  private async run(command: Command): Promise<void> {
+    try {
+      const result = await this.execute(command);
+      if (result !== null && !this.closed) this.sendJson(encodeReply(command.id, result));
+    } catch (error) {
+      if (this.closed) return;
+      if (!(error instanceof KoboldError)) this.node.logger.error({ err: describeError(error) }, 'hub: command failed');
+      this.sendJson(encodeError(command.id, error));
+      if (command.cmd === 'connect' || command.cmd === 'refresh') this.closeForTokenError(error);
+    }
+  }
+
+  /** The reply's result JSON, or null when the command sent its reply itself. */
+  private async execute(command: Command): Promise<string | null> {
+    if (command.cmd === 'connect') return this.connect(await this.node.authenticate(command.token));
+    if (this.principal === null) throw new KoboldError('KOBOLD_ERR_HUB_NOT_CONNECTED');
+    switch (command.cmd) {
+      case 'subscribe':
+        await this.subscribe(command.channel, command.since, command.history ?? 0, (result) => encodeReply(command.id, result));
+        return null;
+      case 'unsubscribe':
+        await this.unsubscribe(command.channel);
+        return '{}';
+      case 'publish': {
+        const position = await this.node.publishAs(this.principal, this.clientId, command.channel, command.data);
+        return JSON.stringify(position);
+      }
+      case 'presence': {
+        const { users, counts } = await this.node.presenceAs(this.principal, command.channel);
+        return encodePresenceResult(users, counts);
+      }
+      case 'history':
+        return encodeHistoryResult(await this.node.historyAs(this.principal, command.channel, { limit: command.limit, since: command.since }));
+      case 'ping':
+        return '{}';
+      case 'refresh': {
+        const principal = await this.node.authenticate(command.token);
+        if (principal.userId !== this.principal.userId) throw new KoboldError('KOBOLD_ERR_HUB_TOKEN_INVALID', { reason: 'the new token is for another user' });
+        this.principal = principal;
+        this.armExpiry();
+        return '{}';
+      }
+    }
+  }
+
+  /** Sets the identity (the WebSocket `connect` command, or SSE at open). */
+  connect(principal: Principal): string {
+    if (this.principal !== null && this.principal.userId !== principal.userId) {
+      throw new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'already connected as another user' });
+    }
+    this.principal = principal;
+    this.armExpiry();
+    return JSON.stringify({ client: this.clientId, user: principal.userId, expiresAt: principal.expiresAt });
+  }
+
+  /**
+   * Subscribes, recovering from `since` when given (or sending the newest `history`
+   * publications). Live publications that arrive meanwhile are held and sent after the
+   * reply (built by `reply` around the history result), so the client sees each offset
+   * once, in order.
+   */
+  async subscribe(channel: string, since: StreamPosition | undefined, history: number, reply: (result: string) => string): Promise<void> {
+    const principal = this.principal ?? ANONYMOUS;
+    const namespace = this.node.namespaces.resolve(channel);
+    checkAccess(namespace, 'subscribe', principal, channel);
+    let subscription = this.subscriptions.get(channel);
+    if (subscription === undefined) {
+      if (this.subscriptions.size >= this.node.options.limits.maxSubscriptionsPerConnection) {
+        throw new KoboldError('KOBOLD_ERR_HUB_TOO_MANY_SUBSCRIPTIONS', { limit: this.node.options.limits.maxSubscriptionsPerConnection });
+      }
+      subscription = { held: [], presence: namespace.presence };
+      this.subscriptions.set(channel, subscription);
+      this.node.follow(channel, this);
+      if (namespace.presence) {
+        await this.node.backend.addPresence(channel, { clientId: this.clientId, userId: principal.userId, info: principal.info });
+      }
+    } else {
+      subscription.held ??= [];
+    }
+    const max = this.node.options.limits.maxHistoryPublications;
+    let result;
+    try {
+      result = await this.node.backend.history(channel, { since, limit: since === undefined ? Math.min(history, max) : max });
+    } catch (error) {
+      await this.unsubscribe(channel);
+      throw error;
+    }
+    const held = subscription.held ?? [];
+    subscription.held = null;
+    if (this.closed || this.subscriptions.get(channel) !== subscription) return;
+    this.sendJson(reply(encodeHistoryResult(result, channel)));
+    for (const { publication, frame } of held) {
+      if (publication.epoch !== result.position.epoch || publication.offset > result.position.offset) this.send(frame, publication);
+    }
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    const subscription = this.subscriptions.get(channel);
+    if (subscription === undefined) return;
+    this.subscriptions.delete(channel);
+    this.node.unfollow(channel, this);
+    if (subscription.presence) await this.node.backend.removePresence(channel, this.clientId);
+  }
+
+  /** A publication on a channel this session follows; `frame` is already encoded for its format. */
+  deliver(publication: Publication, frame: Buffer): void {
+    const subscription = this.subscriptions.get(publication.channel);
+    if (subscription === undefined) return;
+    if (subscription.held !== null) subscription.held.push({ publication, frame });
+    else this.send(frame, publication);
+  }
+
+  /** Closes the connection; `disconnect` tells the client whether to reconnect. */
+  close(disconnect: DisconnectReason): void {
+    if (this.closed) return;
+    if (this.transport.format === 'sse') this.sendJson(encodeDisconnectPush(disconnect));
+    this.queue.close();
+    this.closed = true;
+    this.transport.close(disconnect);
+    this.cleanup();
+  }
+
+  /** The transport went away by itself. */
+  closedByPeer(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.close();
+    this.cleanup();
+  }
+
+  private cleanup(): void {
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    for (const channel of [...this.subscriptions.keys()]) {
+      this.unsubscribe(channel).catch((error) => this.node.logger.warn({ err: describeError(error), channel }, 'hub: presence removal failed'));
+    }
+    this.node.forget(this);
+  }
+
+  private armExpiry(): void {
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    const expiresAt = this.principal?.expiresAt;
+    if (expiresAt === undefined) return;
+    // Timers cap at ~24.8 days; a longer token is re-armed when this one fires.
+    const delay = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (Date.now() >= expiresAt) this.close(Disconnects.tokenExpired);
+      else this.armExpiry();
+    }, delay);
+    this.expiryTimer.unref();
+  }
+
+  private closeForTokenError(error: unknown): void {
+    if (!(error instanceof KoboldError)) return;
+    if (error.code === 'KOBOLD_ERR_HUB_TOKEN_EXPIRED') this.close(Disconnects.tokenExpired);
+    else if (error.code === 'KOBOLD_ERR_HUB_TOKEN_INVALID') this.close(Disconnects.invalidToken);
+  }
+}

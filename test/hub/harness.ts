@@ -1,0 +1,130 @@
+// An in-process HTTP + WebSocket server with the hub mounted, on 127.0.0.1:0, for tests.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { MemoryBackend } from '../../src/hub/backends/memory.js';
+import { hubRoutes, webSocketServerOptions } from '../../src/hub/index.js';
+import { HubNode } from '../../src/hub/node.js';
+import { type HubOptionsInput, resolveHubOptions } from '../../src/hub/options.js';
+import type { HubBackend } from '../../src/hub/types.js';
+
+export const SECRET = 'test-secret-test-secret-test-secret!';
+
+export const TEST_HUB: HubOptionsInput = {
+  namespaces: [
+    { name: 'room', presence: true, joinLeave: true, subscribe: 'anyone', publish: 'user', seePresence: 'anyone', seeHistory: 'anyone' },
+    { name: 'news', subscribe: 'anyone', publish: 'nobody', seeHistory: 'anyone', historySize: 5 },
+    { name: 'vip', subscribe: { roles: ['vip'] } },
+    { name: 'user', subscribe: 'owner' },
+  ],
+  limits: { maxSubscriptionsPerConnection: 3, maxMessageBytes: 1024, commandsPerSecond: 20, commandBurst: 40, longPollTimeoutMs: 3000 },
+};
+
+export interface TestServer {
+  node: HubNode;
+  server: Server;
+  http: string;
+  ws: string;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(options: { hub?: HubOptionsInput; backend?: HubBackend; webSocket?: boolean } = {}): Promise<TestServer> {
+  const hub = resolveHubOptions(options.hub ?? TEST_HUB);
+  const backend = options.backend ?? new MemoryBackend({ namespaces: hub.namespaces });
+  const node = new HubNode({ backend, hub, auth: { secret: SECRET } });
+  const mounted = hubRoutes(node);
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const route = mounted.routes.find((r) => r.path === path);
+    if (route === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    route.handler(req, res);
+  });
+  const wss = new WebSocketServer({ noServer: true, ...webSocketServerOptions(node) });
+  server.on('upgrade', (req, socket, head) => {
+    if (options.webSocket === false || new URL(req.url ?? '/', 'http://x').pathname !== mounted.webSocketPath) {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => mounted.acceptWebSocket(ws));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    node,
+    server,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}/hub/ws`,
+    close: async () => {
+      await node.close();
+      for (const client of wss.clients) client.terminate();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A raw protocol client over `ws`: sends commands, collects every frame. */
+export class RawClient {
+  readonly frames: Record<string, any>[] = [];
+  readonly messages: string[] = [];
+  closeCode: number | null = null;
+  private nextId = 10_000; // above the ids tests write by hand
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const text = data.toString();
+      this.messages.push(text);
+      for (const line of text.split('\n')) this.frames.push(JSON.parse(line));
+    });
+    socket.on('close', (code) => (this.closeCode = code));
+  }
+
+  static async open(url: string): Promise<RawClient> {
+    const socket = new WebSocket(url);
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    return new RawClient(socket);
+  }
+
+  sendRaw(text: string): void {
+    this.socket.send(text);
+  }
+
+  /** Sends a command and resolves with its reply frame. */
+  async call(cmd: string, fields: Record<string, unknown> = {}): Promise<Record<string, any>> {
+    const id = this.nextId++;
+    this.socket.send(JSON.stringify({ id, cmd, ...fields }));
+    return this.waitFor((frame) => frame.id === id);
+  }
+
+  async waitFor(predicate: (frame: Record<string, any>) => boolean, timeoutMs = 5000): Promise<Record<string, any>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.frames.find(predicate);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error(`no matching frame; got ${JSON.stringify(this.frames)}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  async waitForClose(timeoutMs = 5000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.closeCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (this.closeCode === null) throw new Error('not closed');
+    return this.closeCode;
+  }
+
+  pubs(channel: string): Record<string, any>[] {
+    return this.frames.filter((frame) => frame.push === 'pub' && frame.channel === channel);
+  }
+
+  close(): void {
+    this.socket.terminate();
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
