@@ -111,15 +111,14 @@ export class Dispatcher {
 
   /** Recovers the store after a stop or crash, then listens for task workers. */
   async start(): Promise<void> {
-    const now = Date.now();
-    for (const run of this.store.markInterrupted(now)) {
-      this.systemLog(run, 'warn', 'the run was cut off by a daemon stop');
-      this.emit(run.id, { type: 'state', run });
-      if (run.attempt < run.maxAttempts) this.retryLater(run, 'interrupted');
-    }
+    const interrupted = this.store.markInterrupted(Date.now());
     for (const run of this.store.waiting()) {
       if (!this.options.tasks.has(run.task)) this.logger.warn({ runId: run.id, task: run.task }, 'queued run of an unknown task waits until the task is loaded');
       this.track(run);
+    }
+    for (const run of interrupted) {
+      this.systemLog(run, 'warn', 'the run was cut off by a daemon stop');
+      if (run.attempt < run.maxAttempts) this.retryLater(run, 'interrupted');
     }
     await this.workers.listen();
     this.pump();

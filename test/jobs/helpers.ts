@@ -83,3 +83,50 @@ export async function startHarness(options: Partial<JobsOptions> & { dir?: strin
   };
   return harness;
 }
+
+export const hostFixture = fileURLToPath(new URL('./fixtures/host.ts', import.meta.url));
+
+export interface Host {
+  child: ChildProcess;
+  port: number;
+  workerPids: number[];
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+}
+
+/** Starts the host fixture (a jobs service in its own process) and waits for it to be ready. */
+export async function startHost(runDir: string, apiKey: string, workers = 1): Promise<Host> {
+  const child = fork(hostFixture, [], {
+    env: { ...process.env, JOBS_HOST: JSON.stringify({ runDir, workers, apiKey }) },
+    execArgv: ['--import', tsxLoader],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ready = await new Promise<{ port: number; workerPids: number[] }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('host did not start')), 15_000);
+    child.once('message', (message) => { clearTimeout(timer); resolve(message as { port: number; workerPids: number[] }); });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`host exited with ${code}`)); });
+  });
+  return {
+    child,
+    ...ready,
+    async request(method, path, body, headers = {}) {
+      const response = await fetch(`http://127.0.0.1:${ready.port}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+    },
+  };
+}
+
+/** Kills whatever is left of a host and its workers, by pid. */
+export function killHost(host: Host): void {
+  for (const pid of [host.child.pid!, ...host.workerPids]) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
