@@ -1,40 +1,17 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { isKoboldError } from '../../src/errors.js';
 import { connectHub, type SocketBackend } from '../../src/hub/backends/socket.js';
-import type { NamespaceOptions, PresenceEvent } from '../../src/hub/types.js';
+import type { PresenceEvent } from '../../src/hub/types.js';
 import { brokerContract, CONTRACT_NAMESPACES } from './broker.contract.js';
+import { startWriter, stopWriter as stop } from './fixtures/writer.js';
 
-const fixture = new URL('./fixtures/log-server.ts', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'kobold-hub-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let sockets = 0;
-
-/** The log server in a real child process. */
-async function startWriter(socketPath: string, namespaces: NamespaceOptions[]): Promise<{ child: ChildProcess; instance: string }> {
-  const child = fork(fixture, [socketPath, JSON.stringify(namespaces)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
-  const instance = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('log server did not start')), 20_000);
-    child.once('message', (message) => {
-      clearTimeout(timer);
-      resolve((message as { ready: string }).ready);
-    });
-    child.once('exit', (code) => reject(new Error(`log server exited with ${code}`)));
-  });
-  return { child, instance };
-}
-
-function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill(signal);
-  });
-}
 
 brokerContract('socket (log server in a child process)', async (namespaces) => {
   const socketPath = join(dir, `contract-${++sockets}.sock`);
