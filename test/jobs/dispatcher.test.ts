@@ -103,70 +103,6 @@ test('per-task concurrency limit: runs of a limited task never overlap', async (
   } finally { await h.close(); }
 });
 
-test('cancel: a queued run at once, a running one through its abort signal', async () => {
-  const h = await startHarness();
-  try {
-    const queued = h.dispatcher.enqueue({ task: 'echo', args: { text: 'x' } }).run;
-    assert.equal(h.dispatcher.cancel(queued.id).state, 'cancelled');
-    assert.throws(() => h.dispatcher.cancel(queued.id), (e) => isKoboldError(e, 'KOBOLD_ERR_JOBS_BAD_TRANSITION'));
-    const [worker] = await h.addWorkers(1);
-    const running = h.dispatcher.enqueue({ task: 'wait', args: {} }).run;
-    await h.waitForState(running.id, ['running']);
-    h.dispatcher.cancel(running.id);
-    const cancelled = await h.waitForState(running.id, ['cancelled']);
-    assert.equal(cancelled.error?.code, 'KOBOLD_ERR_JOBS_CANCELLED');
-    assert.equal(worker!.exitCode, null, 'a task that honours abort keeps its worker');
-    // The same worker takes the next run.
-    const next = h.dispatcher.enqueue({ task: 'echo', args: { text: 'again' } }).run;
-    assert.equal((await h.waitForState(next.id, ['succeeded'])).workerPid, worker!.pid);
-  } finally { await h.close(); }
-});
-
-test('timeout: a task that ignores abort gets its worker TERMed; one that ignores TERM gets KILLed', async () => {
-  const h = await startHarness();
-  try {
-    const [first] = await h.addWorkers(1);
-    const stubborn = h.dispatcher.enqueue({ task: 'stubborn' }).run;
-    const timedOut = await h.waitForState(stubborn.id, ['timed_out']);
-    assert.equal(timedOut.error?.code, 'KOBOLD_ERR_JOBS_TIMEOUT');
-    await waitFor('worker exit', () => first!.exitCode !== null || first!.signalCode !== null);
-    assert.match(h.store.logs(stubborn.id).map((l) => l.message).join('\n'), /SIGTERM to worker/);
-
-    await h.addWorkers(1);
-    const proof = h.dispatcher.enqueue({ task: 'sigterm-proof' }).run;
-    const killed = await h.waitForState(proof.id, ['timed_out']);
-    assert.equal(killed.exitSignal, 'SIGKILL');
-    assert.match(h.store.logs(proof.id).map((l) => l.message).join('\n'), /SIGKILL/);
-  } finally { await h.close(); }
-});
-
-test('a timed-out attempt is retried per policy, then ends timed_out', async () => {
-  const h = await startHarness();
-  try {
-    const [worker] = await h.addWorkers(1);
-    const run = h.dispatcher.enqueue({ task: 'slow-timeout' }).run;
-    const done = await h.waitForState(run.id, ['timed_out']);
-    assert.equal(done.attempt, 2);
-    assert.equal(worker!.exitCode, null, 'the task honoured abort, so its worker lives on');
-  } finally { await h.close(); }
-});
-
-test('a worker that dies mid-run: the run fails with its exit code or signal', async () => {
-  const h = await startHarness();
-  try {
-    await h.addWorkers(2);
-    const exited = h.dispatcher.enqueue({ task: 'crash', args: { code: 3 } }).run;
-    const failed = await h.waitForState(exited.id, ['failed']);
-    assert.equal(failed.exitCode, 3);
-    assert.equal(failed.error?.code, 'KOBOLD_ERR_JOBS_WORKER_LOST');
-    assert.match(failed.error!.message, /exit code 3/);
-    const killed = h.dispatcher.enqueue({ task: 'self-kill' }).run;
-    const lost = await h.waitForState(killed.id, ['failed']);
-    assert.equal(lost.exitSignal, 'SIGKILL');
-    assert.match(lost.error!.message, /killed by SIGKILL/);
-  } finally { await h.close(); }
-});
-
 test('isolation fresh: each run gets a new process, same protocol', async () => {
   const h = await startHarness();
   try {
@@ -191,5 +127,35 @@ test('queue depth is reported for scaling', async () => {
     await h.addWorkers(1, { concurrency: 3 });
     await waitFor('run done', () => h.dispatcher.depth().ready === 0 && h.dispatcher.depth().running === 0);
     assert.deepEqual(h.dispatcher.depth(), { ready: 0, delayed: 0, running: 0, workers: 1, freeSlots: 3 });
+  } finally { await h.close(); }
+});
+
+test('a worker with concurrency 2 runs two async runs at once, each with its own output', async () => {
+  const h = await startHarness();
+  try {
+    const [worker] = await h.addWorkers(1, { concurrency: 2 });
+    const a = h.dispatcher.enqueue({ task: 'chatty' }).run;
+    const b = h.dispatcher.enqueue({ task: 'single', args: { ms: 100 } }).run;
+    const c = h.dispatcher.enqueue({ task: 'chatty' }).run;
+    assert.deepEqual([a, b, c].map((run) => h.store.require(run.id).state), ['running', 'running', 'queued']);
+    const done = await Promise.all([a, b, c].map((run) => h.waitForState(run.id, ['succeeded'])));
+    assert.ok(done.every((run) => run.workerPid === worker!.pid));
+    for (const run of [a, c]) assert.deepEqual(h.store.logs(run.id).map((line) => line.stream), ['log', 'stdout', 'stderr', 'stdout']);
+    assert.deepEqual(h.store.logs(b.id), []);
+  } finally { await h.close(); }
+});
+
+test('a worker with a run limit drains and exits; other workers take the rest', async () => {
+  const h = await startHarness();
+  try {
+    const [limited] = await h.addWorkers(1, { maxRuns: 2 });
+    const runs = [1, 2].map((i) => h.dispatcher.enqueue({ task: 'echo', args: { text: `${i}` } }).run);
+    await Promise.all(runs.map((run) => h.waitForState(run.id, ['succeeded'])));
+    await waitFor('the limited worker exits', () => limited!.exitCode !== null, 5000);
+    assert.equal(limited!.exitCode, 0);
+    const third = h.dispatcher.enqueue({ task: 'echo', args: { text: '3' } }).run;
+    assert.equal(h.store.require(third.id).state, 'queued');
+    const [fresh] = await h.addWorkers(1);
+    assert.equal((await h.waitForState(third.id, ['succeeded'])).workerPid, fresh!.pid);
   } finally { await h.close(); }
 });
