@@ -87,16 +87,19 @@ export const serviceSchema = z
     http: httpSchema,
   })
   .strict()
-  .transform((service, ctx) => {
-    if (service.minWorkers > service.maxWorkers) {
-      ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `minWorkers (${service.minWorkers}) is above maxWorkers (${service.maxWorkers})` });
-    }
-    const workers = service.workers ?? service.maxWorkers;
-    if (workers < service.minWorkers || workers > service.maxWorkers) {
-      ctx.addIssue({ code: 'custom', path: ['workers'], message: `workers (${workers}) must be between minWorkers (${service.minWorkers}) and maxWorkers (${service.maxWorkers})` });
-    }
-    return { ...service, workers };
-  });
+  // Cross-field checks run even when another field failed, so one pass reports every problem.
+  .superRefine(
+    (service, ctx) => {
+      const { minWorkers: min, maxWorkers: max, workers } = service as Partial<Record<'minWorkers' | 'maxWorkers' | 'workers', unknown>>;
+      if (typeof min === 'number' && typeof max === 'number' && min > max) {
+        ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `minWorkers (${min}) is above maxWorkers (${max})` });
+      } else if (typeof workers === 'number' && typeof min === 'number' && typeof max === 'number' && (workers < min || workers > max)) {
+        ctx.addIssue({ code: 'custom', path: ['workers'], message: `workers (${workers}) must be between minWorkers (${min}) and maxWorkers (${max})` });
+      }
+    },
+    { when: () => true },
+  )
+  .transform((service) => ({ ...service, workers: service.workers ?? service.maxWorkers }));
 
 export const appSchema = z
   .object({
@@ -132,24 +135,29 @@ export const configSchema = z
     apps: z.array(appSchema).prefault([{ name: DEFAULT_APP.name, module: DEFAULT_APP.module }] as never),
   })
   .strict()
-  .superRefine((config, ctx) => {
-    if (config.heartbeatTimeoutMs <= config.heartbeatIntervalMs) {
-      ctx.addIssue({ code: 'custom', path: ['heartbeatTimeoutMs'], message: 'must be longer than heartbeatIntervalMs' });
+  .superRefine(checkCrossReferences, { when: () => true });
+
+/** Checks across keys; runs on partly invalid input too, so it only trusts what it tests. */
+function checkCrossReferences(value: unknown, ctx: z.RefinementCtx): void {
+  const config = value as { heartbeatTimeoutMs?: unknown; heartbeatIntervalMs?: unknown; services?: unknown; apps?: unknown };
+  if (typeof config.heartbeatTimeoutMs === 'number' && typeof config.heartbeatIntervalMs === 'number' && config.heartbeatTimeoutMs <= config.heartbeatIntervalMs) {
+    ctx.addIssue({ code: 'custom', path: ['heartbeatTimeoutMs'], message: 'must be longer than heartbeatIntervalMs' });
+  }
+  const services =
+    config.services === undefined ? [DEFAULT_SERVICE_NAME] : config.services !== null && typeof config.services === 'object' ? Object.keys(config.services) : null;
+  if (services !== null && services.length === 0) ctx.addIssue({ code: 'custom', path: ['services'], message: 'at least one service is needed' });
+  if (!Array.isArray(config.apps)) return;
+  const appNames = new Set<unknown>();
+  config.apps.forEach((app: { name?: unknown; service?: unknown } | null, index) => {
+    if (app === null || typeof app !== 'object') return;
+    if (appNames.has(app.name)) ctx.addIssue({ code: 'custom', path: ['apps', index, 'name'], message: `app name "${String(app.name)}" is used twice` });
+    appNames.add(app.name);
+    const service = app.service ?? DEFAULT_SERVICE_NAME;
+    if (services !== null && typeof service === 'string' && !services.includes(service)) {
+      ctx.addIssue({ code: 'custom', path: ['apps', index, 'service'], message: `no service named "${service}" (services: ${services.join(', ')})` });
     }
-    if (Object.keys(config.services).length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['services'], message: 'at least one service is needed' });
-    }
-    const appNames = new Set<string>();
-    config.apps.forEach((app, index) => {
-      if (appNames.has(app.name)) {
-        ctx.addIssue({ code: 'custom', path: ['apps', index, 'name'], message: `app name "${app.name}" is used twice` });
-      }
-      appNames.add(app.name);
-      if (!(app.service in config.services)) {
-        ctx.addIssue({ code: 'custom', path: ['apps', index, 'service'], message: `no service named "${app.service}" (services: ${Object.keys(config.services).join(', ')})` });
-      }
-    });
   });
+}
 
 /** What a config file may contain (every key optional). */
 export type KoboldConfigInput = z.input<typeof configSchema>;

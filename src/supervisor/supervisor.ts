@@ -30,7 +30,8 @@ export class Supervisor {
   private readonly workers = new Set<WorkerHandle>();
   /** Replacements still starting: if one dies, the worker it replaces still serves. */
   private readonly replacements = new Set<WorkerHandle>();
-  private readonly pending = new Set<SignalAction>();
+  /** Recorded signal actions and how often each came (TTIN twice means two more workers). */
+  private readonly pending = new Map<SignalAction, number>();
   private nextWorkerId = 1;
   private watchdog: NodeJS.Timeout | undefined;
   private rolling: Promise<void> = Promise.resolve();
@@ -77,15 +78,20 @@ export class Supervisor {
   onSignal(signal: NodeJS.Signals, action: SignalAction): void {
     const hard = this.state === 'stopping' && HARD_ON_REPEAT.includes(signal);
     this.logger.info(`received ${signal}`);
-    this.pending.add(hard ? 'stop-hard' : action);
+    const recorded = hard ? 'stop-hard' : action;
+    this.pending.set(recorded, (this.pending.get(recorded) ?? 0) + 1);
     setImmediate(() => this.runPending());
   }
 
   private runPending(): void {
     for (const action of ACTION_ORDER) {
-      if (!this.pending.delete(action)) continue;
-      const run = this.actionFor(action);
-      run().catch((error: unknown) => this.logger.error({ err: error }, `${action} failed: ${describeError(error)}`));
+      const count = this.pending.get(action) ?? 0;
+      if (count === 0) continue;
+      this.pending.delete(action);
+      const times = action === 'scale-up' || action === 'scale-down' ? count : 1;
+      for (let i = 0; i < times; i += 1) {
+        this.actionFor(action)().catch((error: unknown) => this.logger.error({ err: error }, `${action} failed: ${describeError(error)}`));
+      }
     }
   }
 
@@ -181,7 +187,7 @@ export class Supervisor {
       this.hardStopping = true;
       this.logger.info('stopping now');
       for (const worker of this.workers) {
-        worker.kill('SIGTERM', 'stop');
+        worker.kill('SIGTERM');
         worker.killAfter(HARD_STOP_KILL_MS);
       }
     }
@@ -229,7 +235,7 @@ export class Supervisor {
       if (handleOf.state !== 'starting') return;
       this.logger.error(`worker ${id} (${service.name}) not ready within ${this.config.startTimeoutMs} ms; killing it`);
       handleOf.markStartFailed(`not ready within startTimeoutMs (${this.config.startTimeoutMs} ms)`, false);
-      handleOf.kill('SIGKILL', 'start timeout');
+      handleOf.kill('SIGKILL');
     }, this.config.startTimeoutMs);
     startTimer.unref();
     void handleOf.ready.then(() => clearTimeout(startTimer));
@@ -358,7 +364,7 @@ export class Supervisor {
       if (worker.state === 'exited' || now - worker.lastHeartbeatAt <= this.config.heartbeatTimeoutMs) continue;
       this.logger.error(`worker ${worker.id} (${worker.service}, pid ${worker.pid}) sent no heartbeat for ${now - worker.lastHeartbeatAt} ms; killing it`);
       worker.lastHeartbeatAt = now; // one kill per timeout
-      worker.kill('SIGKILL', 'heartbeat timeout');
+      worker.kill('SIGKILL');
     }
     for (const service of this.services.values()) this.autoscale(service, now);
   }

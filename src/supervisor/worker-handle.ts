@@ -63,8 +63,8 @@ export class WorkerHandle {
     this.killAfter(timeoutMs);
   }
 
-  kill(signal: NodeJS.Signals, reason: string): void {
-    this.endReason ??= reason;
+  /** Sends a signal. Unlike drain, this is not a planned end: the exit counts as a crash. */
+  kill(signal: NodeJS.Signals): void {
     try {
       this.worker.process.kill(signal);
     } catch {
@@ -75,7 +75,7 @@ export class WorkerHandle {
   /** SIGKILL unless the process exits first. */
   killAfter(timeoutMs: number): void {
     clearTimeout(this.killTimer);
-    this.killTimer = setTimeout(() => this.kill('SIGKILL', 'timeout'), timeoutMs);
+    this.killTimer = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
     this.killTimer.unref();
   }
 
