@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { describeError, isKoboldError, KoboldError } from '../errors.js';
 import { MemoryBackend } from './backends/memory.js';
 import { BatchWriter } from './turn.js';
-import type { NamespaceOptions, PresenceEntry } from './types.js';
+import type { HubBackend, NamespaceOptions, PresenceEntry } from './types.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   encodeJson,
@@ -34,6 +34,8 @@ export interface HubLogServer {
   readonly socketPath: string;
   /** Changes on every start: workers see a restarted writer (and its new epochs). */
   readonly instance: string;
+  /** The writer's own state, for a HubNode in this process (e.g. behind the publish socket): no socket hop. */
+  readonly backend: HubBackend;
   /** Connected workers. */
   connections(): number;
   close(): Promise<void>;
@@ -183,6 +185,7 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
   return {
     socketPath: options.socketPath,
     instance,
+    backend,
     connections: () => links.size,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
