@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { appConfig, CLI, isAlive, TestProject, waitFor } from '../helpers/daemon.js';
@@ -160,5 +160,16 @@ test('restart replaces the master and keeps serving on the same port', async () 
   const result = p.kobold(['restart']);
   assert.equal(result.code, 0, result.stderr);
   assert.notEqual(p.masterPid(), before);
+  assert.equal((await httpGet(p.url)).status, 200);
+});
+
+test('as root with user "nobody", workers run as nobody while the master keeps root', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const p = await project('hello.mjs', { user: 'nobody' });
+  chmodSync(p.dir, 0o755); // the temp dir is 0700; the workers (as nobody) must reach their log file in it
+  p.start();
+  const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim());
+  assert.equal(uidOf(p.masterPid()!), 0);
+  for (const pid of p.workerPids()) assert.equal(uidOf(pid), nobody);
   assert.equal((await httpGet(p.url)).status, 200);
 });
