@@ -25,6 +25,8 @@ export interface TestServer {
   server: Server;
   http: string;
   ws: string;
+  /** Cuts every WebSocket connection, as a dying worker would. */
+  dropWebSockets(): void;
   close(): Promise<void>;
 }
 
@@ -57,6 +59,9 @@ export async function startTestServer(options: { hub?: HubOptionsInput; backend?
     server,
     http: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}/hub/ws`,
+    dropWebSockets: () => {
+      for (const client of wss.clients) client.terminate();
+    },
     close: async () => {
       await node.close();
       for (const client of wss.clients) client.terminate();

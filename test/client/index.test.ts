@@ -1,0 +1,146 @@
+// The client library in Node against an in-process hub server.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { buildClientBundle } from '../../src/client/build.js';
+import { type ClientPublication, HubClient, type HubClientOptions } from '../../src/client/index.js';
+import type { WebSocketConstructor } from '../../src/client/transports/websocket.js';
+import { signHubToken } from '../../src/hub/auth.js';
+import { SECRET, startTestServer, type TestServer } from '../hub/harness.js';
+
+const HUB = {
+  namespaces: [
+    { name: 'room', presence: true, subscribe: 'anyone' as const, publish: 'user' as const, seePresence: 'anyone' as const, seeHistory: 'anyone' as const },
+    { name: 'news', subscribe: 'anyone' as const, historySize: 50 },
+  ],
+  limits: { longPollTimeoutMs: 1000 },
+};
+
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(predicate(), `timed out waiting for ${what}`);
+}
+
+describe('hub client', () => {
+  let server: TestServer;
+  let noWebSocket: TestServer;
+  const clients: HubClient[] = [];
+  const client = (base: TestServer, options: Partial<HubClientOptions> = {}) => {
+    const created = new HubClient({
+      url: `${base.http}/hub`,
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      backoffMs: { min: 20, max: 200 },
+      refreshIntervalMs: 50,
+      ...options,
+    });
+    clients.push(created);
+    return created;
+  };
+  before(async () => {
+    server = await startTestServer({ hub: HUB });
+    noWebSocket = await startTestServer({ hub: HUB, webSocket: false });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await server.close();
+    await noWebSocket.close();
+  });
+
+  for (const transport of ['websocket', 'sse', 'longpoll', 'refresh'] as const) {
+    test(`${transport}: receives publications in order, publishes, reads history and presence`, async () => {
+      const token = await signHubToken(SECRET, { sub: `u-${transport}` }, 60);
+      const c = client(server, { transports: [transport], token });
+      await c.connect();
+      assert.equal(c.transport, transport);
+      const channel = `room:${transport}`;
+      const seen: ClientPublication[] = [];
+      c.subscribe(channel, (publication) => seen.push(publication));
+      await until(() => c.position(channel) !== undefined, 'the subscription');
+      for (let i = 1; i <= 5; i++) await server.node.publish(channel, { i });
+      const mine = await c.publish(channel, { i: 6 });
+      assert.equal(mine.offset, 6);
+      await until(() => seen.length === 6, 'six publications');
+      assert.deepEqual(seen.map((p) => (p.data as { i: number }).i), [1, 2, 3, 4, 5, 6]);
+      assert.equal(seen[5].info?.userId, `u-${transport}`);
+      const history = await c.history(channel, { limit: 2 });
+      assert.deepEqual(history.publications.map((p) => p.offset), [5, 6]);
+      const presence = await c.presence(channel);
+      assert.equal(typeof presence.counts.clients, 'number');
+    });
+  }
+
+  test('falls back to SSE when the WebSocket endpoint is refused', async () => {
+    const c = client(noWebSocket);
+    await c.connect();
+    assert.equal(c.transport, 'sse');
+    const seen: unknown[] = [];
+    c.subscribe('news:fallback', (publication) => seen.push(publication.data));
+    await until(() => c.position('news:fallback') !== undefined, 'the subscription');
+    await noWebSocket.node.publish('news:fallback', 'via sse');
+    await until(() => seen.length === 1, 'a publication');
+    assert.deepEqual(seen, ['via sse']);
+  });
+
+  test('falls back to long-polling when neither WebSocket nor SSE works', async () => {
+    const brokenFetch: typeof fetch = (input, init) =>
+      String(input).includes('/sse') ? Promise.reject(new TypeError('blocked by proxy')) : fetch(input, init);
+    const c = client(noWebSocket, { fetch: brokenFetch });
+    await c.connect();
+    assert.equal(c.transport, 'longpoll');
+  });
+
+  test('resumes after the connection drops: nothing lost, nothing twice', async () => {
+    const c = client(server, { transports: ['websocket'] });
+    await c.connect();
+    const seen: number[] = [];
+    c.subscribe('news:resume', (publication) => seen.push(publication.data as number));
+    await until(() => c.position('news:resume') !== undefined, 'the subscription');
+    for (let i = 1; i <= 3; i++) await server.node.publish('news:resume', i);
+    await until(() => seen.length === 3, 'the first three');
+    server.dropWebSockets();
+    await until(() => c.state === 'connecting', 'the drop');
+    for (let i = 4; i <= 8; i++) await server.node.publish('news:resume', i);
+    await until(() => seen.length === 8, 'the missed five');
+    await server.node.publish('news:resume', 9);
+    await until(() => seen.length === 9, 'the next live one');
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.equal(c.state, 'connected');
+  });
+
+  test('a stream whose history was lost raises resync', async () => {
+    const c = client(server, { transports: ['websocket'] });
+    await c.connect();
+    await server.node.publish('news:lost', 1);
+    const resyncs: string[] = [];
+    c.on('resync', (channel) => resyncs.push(channel));
+    c.subscribe('news:lost', () => {}, { since: { offset: 1, epoch: 'an-old-epoch' } });
+    await until(() => resyncs.length === 1, 'the resync');
+    assert.equal(c.position('news:lost')?.offset, 1);
+  });
+
+  test('a refused channel reports an error event', async () => {
+    const c = client(server, { transports: ['websocket'] });
+    await c.connect();
+    const errors: string[] = [];
+    c.on('error', (_channel, error) => errors.push(error.code));
+    c.subscribe('nowhere:x', () => {});
+    await until(() => errors.length === 1, 'the error');
+    assert.deepEqual(errors, ['KOBOLD_ERR_HUB_UNKNOWN_NAMESPACE']);
+  });
+
+  test('the browser bundle builds without Node imports', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kobold-client-'));
+    try {
+      const { outFile, bytes } = await buildClientBundle({ outFile: join(dir, 'hub.js') });
+      assert.ok(bytes > 1000);
+      const text = readFileSync(outFile, 'utf8');
+      assert.doesNotMatch(text, /node:|require\(/);
+      assert.match(text, /HubClient/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
