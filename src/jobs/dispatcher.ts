@@ -150,6 +150,10 @@ export class Dispatcher {
     if (this.queue.size >= this.settings.maxQueued) {
       throw new KoboldError('KOBOLD_ERR_JOBS_QUEUE_FULL', { waiting: this.queue.size, limit: this.settings.maxQueued });
     }
+    return this.store.batch(() => this.insertAndDispatch(task, args, priority, runAt, now, request));
+  }
+
+  private insertAndDispatch(task: TaskDefinition, args: unknown, priority: number, runAt: number, now: number, request: EnqueueRequest): { run: RunRecord; created: boolean } {
     const result = this.store.insert({
       task: task.name,
       args,
@@ -352,9 +356,9 @@ export class Dispatcher {
   }
 
   /** Records how a run's attempt ended and frees its slot. */
-  private settle(id: number, outcome: { value: unknown } | { error: RunError; exit?: WorkerExit }): void {
+  private settle(id: number, outcome: { value: unknown } | { error: RunError; exit?: WorkerExit }, from?: WorkerSlot): void {
     const active = this.active.get(id);
-    if (!active) return;
+    if (!active || (from && active.worker !== from)) return; // a late word about a run already settled
     this.active.delete(id);
     clearTimeout(active.timeout);
     active.escalation.forEach(clearTimeout);
@@ -407,6 +411,10 @@ export class Dispatcher {
   }
 
   private promoteDue(): void {
+    this.store.batch(() => this.promoteDueNow());
+  }
+
+  private promoteDueNow(): void {
     for (const due of this.queue.takeDue(Date.now())) {
       this.queue.addReady(due);
       this.transition(due.id, 'queued');
@@ -426,6 +434,10 @@ export class Dispatcher {
   }
 
   private workerMessage(worker: WorkerSlot, message: FromWorker): void {
+    if (message.kind === 'result' || message.kind === 'error') {
+      this.store.batch(() => this.settle(message.runId, message.kind === 'result' ? { value: message.value } : { error: message.error }, worker));
+      return;
+    }
     if (message.kind === 'draining') {
       worker.draining = true;
       this.depthChanged();
@@ -446,12 +458,6 @@ export class Dispatcher {
         this.emit(message.runId, { type: 'progress', progress });
         break;
       }
-      case 'result':
-        this.settle(message.runId, { value: message.value });
-        break;
-      case 'error':
-        this.settle(message.runId, { error: message.error });
-        break;
     }
   }
 

@@ -6,7 +6,7 @@
 
 import Database from 'better-sqlite3';
 import { KoboldError } from '../errors.js';
-import { canTransition, finishedStates, type RunState } from './states.js';
+import { canTransition, finishedStates, runStates, type RunState } from './states.js';
 
 export type LogStream = 'log' | 'stdout' | 'stderr' | 'system';
 
@@ -213,7 +213,8 @@ export class RunStore {
     this.statements = {
       insert: this.db.prepare(
         `INSERT INTO runs (task, args, state, max_attempts, priority, run_at, idempotency_key, trigger, created_at)
-         VALUES (@task, @args, @state, @maxAttempts, @priority, @runAt, @idempotencyKey, @trigger, @createdAt)`,
+         VALUES (@task, @args, @state, @maxAttempts, @priority, @runAt, @idempotencyKey, @trigger, @createdAt)
+         ON CONFLICT (idempotency_key) DO NOTHING`,
       ),
       byId: this.db.prepare('SELECT * FROM runs WHERE id = ?'),
       byKey: this.db.prepare('SELECT * FROM runs WHERE idempotency_key = ?'),
@@ -238,18 +239,14 @@ export class RunStore {
 
   /** Adds a run, or returns the existing one holding the same idempotency key. */
   insert(run: NewRun): { run: RunRecord; created: boolean } {
-    return this.db.transaction(() => {
-      if (run.idempotencyKey !== undefined) {
-        const existing = this.statements.byKey.get(run.idempotencyKey) as RunRow | undefined;
-        if (existing) return { run: toRecord(existing), created: false };
-      }
-      const info = this.statements.insert.run({
-        ...run,
-        args: JSON.stringify(run.args ?? null),
-        idempotencyKey: run.idempotencyKey ?? null,
-      });
-      return { run: this.require(Number(info.lastInsertRowid)), created: true };
-    }).immediate();
+    // One statement, no explicit transaction: the unique key settles races between processes.
+    const info = this.statements.insert.run({
+      ...run,
+      args: JSON.stringify(run.args ?? null),
+      idempotencyKey: run.idempotencyKey ?? null,
+    });
+    if (info.changes === 1) return { run: this.require(Number(info.lastInsertRowid)), created: true };
+    return { run: this.findByIdempotencyKey(run.idempotencyKey!)!, created: false };
   }
 
   findByIdempotencyKey(key: string): RunRecord | undefined {
@@ -269,23 +266,32 @@ export class RunStore {
     return run;
   }
 
-  /** Moves a run to `to` if the state machine allows it from its current state. */
+  /** Moves a run to `to` if the state machine allows it from its current state (and `from`, if given). */
   transition(id: number, to: RunState, patch: RunPatch = {}, from?: readonly RunState[]): RunRecord {
-    return this.db.transaction(() => {
+    const allowed = runStates.filter((state) => canTransition(state, to) && (!from || from.includes(state)));
+    const sets = ['state = @state'];
+    const values: Record<string, unknown> = { id, state: to };
+    for (const [key, value] of Object.entries(patch) as [keyof RunPatch, unknown][]) {
+      const column = patchColumns[key];
+      sets.push(`${column} = @${column}`);
+      values[column] = key === 'result' || key === 'error' ? encodeJson(value) : value;
+    }
+    // The check and the write are one statement, so no other writer can slip in between.
+    const allowedList = allowed.map((state) => `'${state}'`).join(', ');
+    const sql = `UPDATE runs SET ${sets.join(', ')} WHERE id = @id AND state IN (${allowedList || 'NULL'})`;
+    if (this.prepareCached(sql).run(values).changes === 0) {
       const run = this.require(id);
-      if (!canTransition(run.state, to) || (from && !from.includes(run.state))) {
-        throw new KoboldError('KOBOLD_ERR_JOBS_BAD_TRANSITION', { id, from: run.state, to });
-      }
-      const sets = ['state = @state'];
-      const values: Record<string, unknown> = { id, state: to };
-      for (const [key, value] of Object.entries(patch) as [keyof RunPatch, unknown][]) {
-        const column = patchColumns[key];
-        sets.push(`${column} = @${column}`);
-        values[column] = key === 'result' || key === 'error' ? encodeJson(value) : value;
-      }
-      this.prepareCached(`UPDATE runs SET ${sets.join(', ')} WHERE id = @id`).run(values);
-      return this.require(id);
-    }).immediate();
+      throw new KoboldError('KOBOLD_ERR_JOBS_BAD_TRANSITION', { id, from: run.state, to });
+    }
+    return this.require(id);
+  }
+
+  /**
+   * Runs `work` in one transaction: the writes of one event (a result, and the start of the
+   * next run it frees a worker for) cost one commit instead of one each.
+   */
+  batch<T>(work: () => T): T {
+    return this.db.inTransaction ? work() : this.db.transaction(work)();
   }
 
   /** Runs left `running` by a daemon that died: they become `interrupted`. */

@@ -116,10 +116,14 @@ export async function runTaskWorker(options: TaskWorkerOptions): Promise<TaskWor
     try {
       const task = tasks.get(message.task);
       if (!task) throw new KoboldError('KOBOLD_ERR_JOBS_UNKNOWN_TASK', { task: message.task });
+      let logger: pino.Logger | undefined;
       const ctx: TaskContext = {
         runId,
         attempt: message.attempt,
-        logger: runLogger(settings.logLevel, (level, text) => wire.send({ kind: 'log', runId, stream: 'log', level, message: text, at: Date.now() })),
+        // Made on first use: most runs never log, and a pino instance is not free.
+        get logger() {
+          return (logger ??= runLogger(settings.logLevel, (level, text) => wire.send({ kind: 'log', runId, stream: 'log', level, message: text, at: Date.now() })));
+        },
         signal: run.controller.signal,
         progress(percent, text) {
           if (!Number.isFinite(percent)) return;
