@@ -98,7 +98,8 @@ export function encodeReply(commandId: number | undefined, resultJson: string): 
 
 export function errorBody(error: unknown): { code: string; message: string } {
   if (isKoboldError(error)) return { code: error.code, message: error.message };
-  return { code: 'KOBOLD_ERR_HUB_INTERNAL', message: 'internal error' };
+  const internal = new KoboldError('KOBOLD_ERR_HUB_INTERNAL');
+  return { code: internal.code, message: internal.message };
 }
 
 export function encodeError(commandId: number | undefined, error: unknown): string {
