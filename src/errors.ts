@@ -53,6 +53,7 @@ const definitions = {
   KOBOLD_ERR_HUB_UNAVAILABLE: { template: 'hub log server unavailable: {reason}', status: 503 },
   KOBOLD_ERR_HUB_TIMEOUT: { template: 'hub request "{op}" got no answer within {timeoutMs} ms', status: 503 },
   KOBOLD_ERR_HUB_WIRE: { template: 'hub wire protocol error: {reason}' },
+  KOBOLD_ERR_HUB_INTERNAL: { template: 'internal error', status: 500 },
   // --- jobs
   KOBOLD_ERR_JOBS_TASK_DEFINITION: { template: 'invalid task definition{task}: {field} {reason}' },
   KOBOLD_ERR_JOBS_TASK_LOAD: { template: 'could not load task module {module}: {reason}' },
