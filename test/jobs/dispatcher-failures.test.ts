@@ -1,7 +1,11 @@
 // How runs end when things go wrong: cancel, timeouts, workers that die mid-run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { isKoboldError } from '../../src/errors.js';
+import { taskRegistry } from '../../src/jobs/registry.js';
+import { defineTask } from '../../src/jobs/task.js';
 import { startHarness, waitFor } from './helpers.js';
 
 test('cancel: a queued run at once, a running one through its abort signal', async () => {
@@ -65,5 +69,17 @@ test('a worker that dies mid-run: the run fails with its exit code or signal', a
     const lost = await h.waitForState(killed.id, ['failed']);
     assert.equal(lost.exitSignal, 'SIGKILL');
     assert.match(lost.error!.message, /killed by SIGKILL/);
+  } finally { await h.close(); }
+});
+
+test('a fresh process that cannot start fails the attempt with its exit and stderr', async () => {
+  const fresh = defineTask({ name: 'isolated', args: z.object({}), isolation: 'fresh', run: () => null });
+  const broken = fileURLToPath(new URL('./fixtures/broken.ts', import.meta.url));
+  const h = await startHarness({ tasks: taskRegistry([fresh]), taskModules: [broken] });
+  try {
+    const run = h.dispatcher.enqueue({ task: 'isolated' }).run;
+    const failed = await h.waitForState(run.id, ['failed'], 10_000);
+    assert.equal(failed.attempt, 1);
+    assert.match(failed.error!.message, /exited before it was ready \(exit code 2\).*this module fails at import/s);
   } finally { await h.close(); }
 });
