@@ -93,6 +93,7 @@ export class Dispatcher {
         maxMessageBytes: this.settings.maxMessageBytes,
         workerExitWaitMs: this.settings.workerExitWaitMs,
         ...(options.killWorker && { killWorker: options.killWorker }),
+        batch: (deliver) => this.store.batch(deliver),
         fresh: {
           taskModules: this.settings.taskModules,
           baseDir: this.settings.baseDir,
@@ -435,7 +436,7 @@ export class Dispatcher {
 
   private workerMessage(worker: WorkerSlot, message: FromWorker): void {
     if (message.kind === 'result' || message.kind === 'error') {
-      this.store.batch(() => this.settle(message.runId, message.kind === 'result' ? { value: message.value } : { error: message.error }, worker));
+      this.settle(message.runId, message.kind === 'result' ? { value: message.value } : { error: message.error }, worker);
       return;
     }
     if (message.kind === 'draining') {

@@ -35,7 +35,12 @@ export class WireConnection<In extends { kind: string }, Out extends { kind: str
   constructor(
     readonly socket: Socket,
     private readonly limits: WireLimits,
-    private readonly handlers: { message(message: In): void; close(error?: KoboldError): void },
+    private readonly handlers: {
+      message(message: In): void;
+      close(error?: KoboldError): void;
+      /** Wraps the delivery of all the messages of one chunk (one store transaction for them). */
+      batch?(deliver: () => void): void;
+    },
   ) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.receive(chunk));
@@ -66,6 +71,16 @@ export class WireConnection<In extends { kind: string }, Out extends { kind: str
 
   private receive(chunk: string): void {
     this.buffered += chunk;
+    if (this.buffered.includes('\n')) {
+      if (this.handlers.batch) this.handlers.batch(() => this.deliverLines());
+      else this.deliverLines();
+    }
+    if (Buffer.byteLength(this.buffered) > this.limits.maxMessageBytes) {
+      this.finish(new KoboldError('KOBOLD_ERR_JOBS_WIRE', { reason: `message over ${this.limits.maxMessageBytes} bytes` }));
+    }
+  }
+
+  private deliverLines(): void {
     let newline = this.buffered.indexOf('\n');
     while (newline !== -1 && !this.closed) {
       const line = this.buffered.slice(0, newline);
@@ -74,9 +89,6 @@ export class WireConnection<In extends { kind: string }, Out extends { kind: str
       if (message instanceof KoboldError) return this.finish(message);
       this.handlers.message(message);
       newline = this.buffered.indexOf('\n');
-    }
-    if (Buffer.byteLength(this.buffered) > this.limits.maxMessageBytes) {
-      this.finish(new KoboldError('KOBOLD_ERR_JOBS_WIRE', { reason: `message over ${this.limits.maxMessageBytes} bytes` }));
     }
   }
 }
