@@ -30,7 +30,6 @@ export interface Schedule {
  * What a task run can reach besides its arguments. Hosts add their resources (DB pools,
  * clients) by declaration merging: `declare module 'kobold' { interface TaskResources { db: Pool } }`.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface TaskResources {}
 
 export interface TaskContext {
