@@ -41,6 +41,8 @@ const FREE = 0;
 const READY = 1;
 const NONE = -1;
 const WAKE_ALL = 0x7fffffff;
+/** Waits re-check at least this often, in case a process died between its change and its wake. */
+const MAX_SLEEP_MS = 1000;
 
 export interface QueueOptions extends SegmentOptions {
   /** Messages the queue holds before send() waits or trySend() throws. Default 1024. */
@@ -235,7 +237,9 @@ export class SharedQueue {
   async #waitFor<T>(counter: number, sleepers: number, options: WaitOptions, attempt: () => T | undefined): Promise<T | undefined> {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     const signal = options.signal;
-    const onAbort = (): void => void this.#native.wake(this.#buffer, counter * 4, WAKE_ALL);
+    // Bump the counter before waking: a waiter whose thread has not reached futex_wait yet
+    // would otherwise sleep through the wake.
+    const onAbort = (): void => this.#signal(counter, sleepers);
     signal?.addEventListener('abort', onAbort);
     try {
       for (;;) {
@@ -246,7 +250,7 @@ export class SharedQueue {
         if (remaining <= 0 || signal?.aborted) return undefined;
         Atomics.add(this.#words, sleepers, 1);
         try {
-          await this.#native.waitAsync(this.#buffer, counter * 4, seen, remaining === Infinity ? -1 : remaining);
+          await this.#native.waitAsync(this.#buffer, counter * 4, seen, Math.min(remaining, MAX_SLEEP_MS));
         } finally {
           Atomics.sub(this.#words, sleepers, 1);
         }
