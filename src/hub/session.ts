@@ -55,6 +55,7 @@ export class Session {
   private readonly limiter: RateLimiter;
   private expiryTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private pending: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly node: HubNode,
@@ -106,7 +107,8 @@ export class Session {
         this.sendJson(encodeError(command.id, new KoboldError('KOBOLD_ERR_HUB_FLOOD', { limit: this.node.options.limits.commandsPerSecond })));
         continue;
       }
-      void this.run(command);
+      // One connection's commands run in order: a subscribe sent right after connect sees it.
+      this.pending = this.pending.then(() => this.run(command));
     }
   }
 

@@ -146,3 +146,19 @@ describe('WebSocket transport', () => {
     assert.deepEqual((await bystander.call('ping')).result, {});
   });
 });
+
+describe('WebSocket command order', () => {
+  test('commands in one message run in order (subscribe right after connect works)', async () => {
+    const server = await startTestServer();
+    const client = await RawClient.open(server.ws);
+    try {
+      client.sendRaw('{"id":1,"cmd":"connect"}\n{"id":2,"cmd":"subscribe","channel":"news:order"}');
+      const reply = await client.waitFor((frame) => frame.id === 2);
+      assert.equal(reply.error, undefined, JSON.stringify(reply));
+      assert.equal(reply.result.channel, 'news:order');
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
