@@ -9,6 +9,8 @@ import { createRefreshHandler } from './transports/refresh.js';
 import { createSseHandler } from './transports/sse.js';
 import { acceptWebSocket } from './transports/ws.js';
 
+export { createApiHandler, type ApiOptions } from './api.js';
+export { startPublishSocket, type PublishSocket, type PublishSocketOptions } from './publish-socket.js';
 export { signHubToken, createTokenVerifier, type HubTokenClaims, type TokenOptions } from './auth.js';
 export { MemoryBackend } from './backends/memory.js';
 export { connectHub, SocketBackend, type ConnectHubOptions } from './backends/socket.js';
