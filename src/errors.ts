@@ -26,6 +26,7 @@ const definitions = {
   // --- apps and serving
   KOBOLD_ERR_APP_LOAD: { template: 'app "{app}" could not be loaded from {module}: {reason}' },
   KOBOLD_ERR_APP_HOOK: { template: 'app "{app}" failed in its {hook} hook: {reason}' },
+  KOBOLD_ERR_APP_CONFIG: { template: 'app "{app}" has an invalid config: {details}' },
   KOBOLD_ERR_HOOK_TIMEOUT: { template: 'app "{app}": {hook} hook did not finish within {timeoutMs} ms' },
   KOBOLD_ERR_NOT_FOUND: { template: 'no route for {method} {path}', status: 404 },
   KOBOLD_ERR_BODY_TOO_LARGE: { template: 'request body exceeds {limit} bytes', status: 413 },

@@ -5,5 +5,8 @@ export { defineApp } from './app/define.js';
 export type { AppDefinition } from './app/define.js';
 export type { AppContext } from './app/context.js';
 export type { RouteHandler, RouteParams, NodeHandler } from './app/http-routes.js';
+export type { MultipartFile, MultipartHandlers } from './app/body.js';
+export type { WsConnection, WsHandler } from './app/websocket.js';
+export type { ListenOptions, LineHandlers } from './app/listeners.js';
 export { KoboldError, isKoboldError } from './errors.js';
 export type { ErrorCode } from './errors.js';

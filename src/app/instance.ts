@@ -1,64 +1,43 @@
-import { extname } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { AppConfig } from '../config/schema.js';
+import type { AppConfig, HttpConfig } from '../config/schema.js';
 import { describeError, KoboldError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { AppContext } from './context.js';
-import { type AppDefinition, isAppDefinition } from './define.js';
+import type { AppDefinition } from './define.js';
 import { hookTimeoutMs, type HookName } from './hooks.js';
 import { HttpRoutes } from './http-routes.js';
-
-const BUILTIN_APPS: Record<string, () => Promise<{ default: unknown }>> = {
-  hello: () => import('./builtin/hello.js'),
-};
-
-/** Imports an app module (compiled JS, or TypeScript through tsx with no build step). */
-export async function importApp(appConfig: AppConfig): Promise<AppDefinition<unknown>> {
-  const { module } = appConfig;
-  let loaded: unknown;
-  try {
-    if (module.startsWith('kobold:')) {
-      const builtin = BUILTIN_APPS[module.slice('kobold:'.length)];
-      if (builtin === undefined) throw new Error(`no built-in app "${module}" (built-ins: ${Object.keys(BUILTIN_APPS).join(', ')})`);
-      loaded = (await builtin()).default;
-    } else if (['.ts', '.mts', '.cts'].includes(extname(module))) {
-      const { tsImport } = await import('tsx/esm/api');
-      loaded = unwrap(await tsImport(pathToFileURL(module).href, import.meta.url));
-    } else {
-      loaded = unwrap(await import(pathToFileURL(module).href));
-    }
-  } catch (error) {
-    throw new KoboldError('KOBOLD_ERR_APP_LOAD', { app: appConfig.name, module, reason: describeError(error) }, { cause: error });
-  }
-  if (!isAppDefinition(loaded)) {
-    throw new KoboldError('KOBOLD_ERR_APP_LOAD', { app: appConfig.name, module, reason: 'its default export is not a defineApp(...) result' });
-  }
-  return loaded;
-}
-
-function unwrap(module: Record<string, unknown>): unknown {
-  const value = module.default;
-  if (isAppDefinition(value)) return value;
-  // tsx wraps a CommonJS-compiled default once more
-  return (value as { default?: unknown } | undefined)?.default ?? value;
-}
+import { Listeners } from './listeners.js';
+import { ResourceRegistry } from './resources.js';
+import { DrainTimers } from './timers.js';
+import { WsRoutes } from './websocket.js';
 
 type Hook = (...args: never[]) => void | Promise<void>;
 
-/** One app instance in one worker: its context, routes and hooks. */
+/** One app instance in one worker: its context, routes, servers, timers, resources and hooks. */
 export class AppInstance {
-  readonly routes: HttpRoutes;
+  readonly http: HttpRoutes;
+  readonly ws: WsRoutes;
+  readonly context: AppContext<unknown>;
+  private readonly listeners: Listeners;
+  private readonly timers = new DrainTimers();
+  private readonly resources: ResourceRegistry;
   private readonly hooks = new Map<HookName, Hook[]>();
+  private readonly logger: Logger;
   private config: unknown;
 
   constructor(
-    readonly appConfig: AppConfig,
+    public appConfig: AppConfig,
     private readonly definition: AppDefinition<unknown>,
-    private readonly logger: Logger,
-    private readonly workerId: number,
-    private readonly serviceName: string,
+    parentLogger: Logger,
+    workerId: number,
+    serviceName: string,
+    httpConfig: HttpConfig,
   ) {
-    this.routes = new HttpRoutes(appConfig.prefix);
+    this.logger = parentLogger.child({ app: appConfig.name });
+    this.http = new HttpRoutes(appConfig.prefix, httpConfig);
+    this.ws = new WsRoutes(appConfig.prefix);
+    this.listeners = new Listeners(this.logger);
+    this.resources = new ResourceRegistry(this.logger);
+    this.context = this.createContext(workerId, serviceName);
   }
 
   get name(): string {
@@ -67,12 +46,46 @@ export class AppInstance {
 
   async setup(): Promise<void> {
     this.config = this.parseConfig(this.appConfig.config);
-    const context = this.createContext();
-    await this.withTimeout('setup', () => this.definition.setup(context));
+    await this.withTimeout('setup', () => this.definition.setup(this.context));
   }
 
-  /** Runs every hook registered under `name`, in registration order. */
-  async run(name: Exclude<HookName, 'setup'>, ...args: unknown[]): Promise<void> {
+  async ready(): Promise<void> {
+    await this.run('ready');
+  }
+
+  /** Whether the app takes a new config in place (it registered onConfig). */
+  get reconfigurable(): boolean {
+    return (this.hooks.get('config') ?? []).length > 0;
+  }
+
+  /** Validates and applies a new instance config through the app's onConfig hooks. */
+  async reconfigure(appConfig: AppConfig): Promise<void> {
+    const config = this.parseConfig(appConfig.config);
+    await this.run('config', config);
+    this.config = config;
+    this.appConfig = appConfig;
+  }
+
+  /** Stop taking work: drain hooks, then timers and line servers stop. */
+  async drain(): Promise<void> {
+    try {
+      await this.run('drain');
+    } finally {
+      this.timers.stopAll();
+      this.listeners.closeAll();
+    }
+  }
+
+  /** Close hooks, then every registered resource. */
+  async close(): Promise<void> {
+    try {
+      await this.run('close');
+    } finally {
+      await this.resources.closeAll();
+    }
+  }
+
+  private async run(name: Exclude<HookName, 'setup'>, ...args: unknown[]): Promise<void> {
     for (const hook of this.hooks.get(name) ?? []) {
       await this.withTimeout(name, () => (hook as (...a: unknown[]) => void | Promise<void>)(...args));
     }
@@ -83,11 +96,11 @@ export class AppInstance {
     if (schema === undefined) return raw;
     const result = schema.safeParse(raw ?? {});
     if (result.success) return result.data;
-    const details = result.error.issues.map((issue) => `apps.${this.name}.config.${issue.path.join('.')}: ${issue.message}`).join('; ');
-    throw new KoboldError('KOBOLD_ERR_APP_HOOK', { app: this.name, hook: 'setup', reason: `invalid config: ${details}` });
+    const details = result.error.issues.map((issue) => `apps.${this.name}.config.${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+    throw new KoboldError('KOBOLD_ERR_APP_CONFIG', { app: this.name, details });
   }
 
-  private createContext(): AppContext<unknown> {
+  private createContext(workerId: number, serviceName: string): AppContext<unknown> {
     const register = (name: HookName) => (hook: Hook) => {
       const list = this.hooks.get(name) ?? [];
       list.push(hook);
@@ -99,10 +112,14 @@ export class AppInstance {
       get config() {
         return instance.config;
       },
-      logger: this.logger.child({ app: this.name }),
-      workerId: this.workerId,
-      serviceName: this.serviceName,
-      http: this.routes,
+      logger: this.logger,
+      workerId,
+      serviceName,
+      http: this.http,
+      ws: this.ws,
+      listen: (options, handlers) => this.listeners.listen(options, handlers),
+      timers: this.timers,
+      resources: this.resources,
       onReady: register('ready'),
       onConfig: register('config'),
       onDrain: register('drain'),
@@ -111,7 +128,7 @@ export class AppInstance {
   }
 
   private async withTimeout(hook: HookName, fn: () => void | Promise<void>): Promise<void> {
-    const timeoutMs = hookTimeoutMs(hook);
+    const timeoutMs = hookTimeoutMs(this.appConfig, hook);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new KoboldError('KOBOLD_ERR_HOOK_TIMEOUT', { app: this.name, hook, timeoutMs })), timeoutMs);

@@ -6,6 +6,7 @@ import { describeError, isKoboldError } from '../errors.js';
 import type { DaemonStatus, FullStatus } from '../ipc/control.js';
 import { runMaster } from '../supervisor/master.js';
 import { SIGNALS } from '../supervisor/signals.js';
+import { attachConsole } from './console-client.js';
 import { ControlError, controlRequest } from './control-client.js';
 import { daemonPid, locateDaemon, startDetached, waitForExit } from './daemon.js';
 import { fullStatusTable, statusLine } from './format.js';
@@ -80,12 +81,31 @@ program
 
 program
   .command('reload')
-  .description('re-read and validate the config, then restart workers one by one (an invalid config changes nothing)')
+  .description('re-read and validate the config, then replace workers one by one onto the new config and code (an invalid config changes nothing)')
   .option(...configOption)
-  .action(async (options: CommonOptions) => {
+  .option('--config-only', 'apps with an onConfig hook take their new config in place; only other workers are replaced')
+  .action(async (options: CommonOptions & { configOnly?: boolean }) => {
     const paths = await locateDaemon(loadOptions(options));
-    const result = (await control(paths.controlSocket, { cmd: 'reload' }, 600_000)) as { services: string[] };
-    print(`kobold reloaded: workers restarted (services: ${result.services.join(', ')})`);
+    const result = (await control(paths.controlSocket, { cmd: 'reload', configOnly: options.configOnly ?? false }, 600_000)) as {
+      services: string[];
+      restarted: number;
+      reconfigured: number;
+    };
+    print(`kobold reloaded: ${result.restarted} workers replaced, ${result.reconfigured} reconfigured in place (services: ${result.services.join(', ')})`);
+  });
+
+program
+  .command('console')
+  .description('open a REPL inside a running worker (the app contexts are in `apps`); leaving it leaves the worker running')
+  .option(...configOption)
+  .option('--worker <id>', 'worker id from `kobold fullstatus` (default: the first ready worker)', positiveInt)
+  .action(async (options: CommonOptions & { worker?: number }) => {
+    const paths = await locateDaemon(loadOptions(options));
+    const status = (await control(paths.controlSocket, { cmd: 'fullstatus' })) as FullStatus;
+    const worker = options.worker === undefined ? status.workers.find((w) => w.state === 'ready') : status.workers.find((w) => w.id === options.worker);
+    if (worker === undefined) fail(options.worker === undefined ? 'no ready worker' : `no worker with id ${options.worker} (see kobold fullstatus)`);
+    if (worker.consoleSocket === null) fail('debug consoles are off (config: console: false)');
+    await attachConsole(worker.consoleSocket);
   });
 
 program

@@ -51,6 +51,25 @@ export const httpDefaults = {
   requestTimeoutMs: 30_000,
   maxConnections: 10_000,
   drainIdleCloseMs: 500,
+  maxBodyBytes: 1024 * 1024,
+  maxFileBytes: 10 * 1024 * 1024,
+  maxFiles: 10,
+  maxFields: 100,
+} as const;
+
+export const websocketDefaults = {
+  maxPayloadBytes: 1024 * 1024,
+  pingIntervalMs: 30_000,
+  sendBufferBytes: 1024 * 1024,
+  slowConsumer: 'close',
+} as const;
+
+export const hookTimeoutDefaults = {
+  setupMs: 30_000,
+  readyMs: 10_000,
+  configMs: 10_000,
+  drainMs: 30_000,
+  closeMs: 10_000,
 } as const;
 
 /** The app a config without `apps` serves. */

@@ -3,11 +3,13 @@ import {
   daemonDefaults,
   DEFAULT_APP,
   DEFAULT_SERVICE_NAME,
+  hookTimeoutDefaults,
   httpDefaults,
   limitDefaults,
   restartDefaults,
   scalingDefaults,
   serviceDefaults,
+  websocketDefaults,
 } from './defaults.js';
 
 const positiveMs = z.number().int().positive();
@@ -68,6 +70,26 @@ export const httpSchema = z
     requestTimeoutMs: nonNegative.default(httpDefaults.requestTimeoutMs),
     maxConnections: z.number().int().positive().default(httpDefaults.maxConnections),
     drainIdleCloseMs: positiveMs.default(httpDefaults.drainIdleCloseMs),
+    /** Largest request body the body helpers accept (413 above). */
+    maxBodyBytes: z.number().int().positive().default(httpDefaults.maxBodyBytes),
+    /** Multipart uploads: per file, files per request, non-file fields per request. */
+    maxFileBytes: z.number().int().positive().default(httpDefaults.maxFileBytes),
+    maxFiles: z.number().int().nonnegative().default(httpDefaults.maxFiles),
+    maxFields: z.number().int().nonnegative().default(httpDefaults.maxFields),
+  })
+  .strict()
+  .prefault({});
+
+export const websocketSchema = z
+  .object({
+    /** A larger incoming message closes the connection with 1009. */
+    maxPayloadBytes: z.number().int().positive().default(websocketDefaults.maxPayloadBytes),
+    /** Ping this often; a connection that missed the previous pong is terminated. 0 = off. */
+    pingIntervalMs: nonNegative.default(websocketDefaults.pingIntervalMs),
+    /** Bytes queued for a client beyond which it counts as a slow consumer. */
+    sendBufferBytes: z.number().int().positive().default(websocketDefaults.sendBufferBytes),
+    /** What happens to a slow consumer's next message: `drop` it, or `close` the connection (1008). */
+    slowConsumer: z.enum(['drop', 'close']).default(websocketDefaults.slowConsumer),
   })
   .strict()
   .prefault({});
@@ -85,6 +107,7 @@ export const serviceSchema = z
     restart: restartSchema,
     scaling: scalingSchema,
     http: httpSchema,
+    websocket: websocketSchema,
   })
   .strict()
   // Cross-field checks run even when another field failed, so one pass reports every problem.
@@ -114,6 +137,17 @@ export const appSchema = z
     prefix: z.string().regex(/^\/([^?#]*[^/?#])?$/, 'a path starting with "/" and not ending with "/"').default('/'),
     /** The app's own options, validated by the app's schema. */
     config: z.unknown().optional(),
+    /** How long each lifecycle hook may take before the worker gives up on it. */
+    timeouts: z
+      .object({
+        setupMs: positiveMs.default(hookTimeoutDefaults.setupMs),
+        readyMs: positiveMs.default(hookTimeoutDefaults.readyMs),
+        configMs: positiveMs.default(hookTimeoutDefaults.configMs),
+        drainMs: positiveMs.default(hookTimeoutDefaults.drainMs),
+        closeMs: positiveMs.default(hookTimeoutDefaults.closeMs),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -131,6 +165,8 @@ export const configSchema = z
     heartbeatIntervalMs: positiveMs.default(daemonDefaults.heartbeatIntervalMs),
     heartbeatTimeoutMs: positiveMs.default(daemonDefaults.heartbeatTimeoutMs),
     startTimeoutMs: positiveMs.default(daemonDefaults.startTimeoutMs),
+    /** `kobold console`: a REPL socket per worker in `<runDir>/console/` (mode 0600). */
+    console: z.boolean().default(true),
     services: z.record(name, serviceSchema).prefault({ [DEFAULT_SERVICE_NAME]: {} } as never),
     apps: z.array(appSchema).prefault([{ name: DEFAULT_APP.name, module: DEFAULT_APP.module }] as never),
   })
@@ -168,6 +204,7 @@ export type LimitsConfig = ServiceConfig['limits'];
 export type RestartConfig = ServiceConfig['restart'];
 export type ScalingConfig = ServiceConfig['scaling'];
 export type HttpConfig = ServiceConfig['http'];
+export type WebSocketConfig = ServiceConfig['websocket'];
 export type AppConfig = KoboldConfig['apps'][number];
 
 /** Typed helper for config files: `export default defineConfig({ ... })`. */

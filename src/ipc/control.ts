@@ -7,7 +7,7 @@ export type ControlRequest =
   | { cmd: 'ping' }
   | { cmd: 'status' }
   | { cmd: 'fullstatus' }
-  | { cmd: 'reload' }
+  | { cmd: 'reload'; configOnly?: boolean }
   | { cmd: 'restart-workers' }
   | { cmd: 'reopen-logs' }
   | { cmd: 'stop'; hard?: boolean }
@@ -35,6 +35,8 @@ export interface WorkerStatus {
   connections: number;
   elu: number;
   restarts: number;
+  /** The worker's debug console socket (`kobold console`), or null when consoles are off. */
+  consoleSocket: string | null;
 }
 
 export interface ServiceStatus {

@@ -15,6 +15,8 @@ export interface WorkerBoot {
   heartbeatIntervalMs: number;
   runDir: string;
   configFile: string | null;
+  /** Where this worker's debug console listens, or null when consoles are off. */
+  consoleSocket: string | null;
 }
 
 export interface WorkerMetrics {
@@ -33,10 +35,22 @@ export interface WorkerMetrics {
 export type ToWorker =
   | { kind: 'boot'; boot: WorkerBoot }
   | { kind: 'drain'; timeoutMs: number }
-  | { kind: 'reopen-logs' };
+  | { kind: 'reopen-logs' }
+  /** New instance configs for this worker's apps; the reply says whether it took them in place. */
+  | { kind: 'config'; seq: number; apps: AppConfig[] };
+
+/** The answer to a request that carried `seq`. */
+export interface Reply {
+  kind: 'reply';
+  ack: number;
+  ok: boolean;
+  /** Why it could not (the master then replaces the worker instead). */
+  error?: string;
+}
 
 export type ToMaster =
   | { kind: 'boot-request' }
+  | Reply
   | { kind: 'ready' }
   | { kind: 'start-failed'; error: string; noRespawn: boolean }
   | { kind: 'heartbeat'; metrics: WorkerMetrics };

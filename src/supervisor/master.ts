@@ -1,11 +1,12 @@
-import { closeSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type LoadOptions, type ResolvedConfig } from '../config/load.js';
-import { describeError } from '../errors.js';
+import { describeError, isKoboldError } from '../errors.js';
 import type { ControlRequest } from '../ipc/control.js';
 import { createLogger } from '../log/logger.js';
 import { ControlServer } from './control-server.js';
 import { acquirePidFile, releasePidFile } from './pidfile.js';
+import { type Identity, resolveIdentity } from './privileges.js';
 import { SIGNALS } from './signals.js';
 import { Supervisor } from './supervisor.js';
 
@@ -47,7 +48,16 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     return 1;
   }
 
-  const supervisor = new Supervisor(config, log, options.loadOptions);
+  let identity: Identity;
+  try {
+    identity = workerIdentity(config);
+  } catch (error) {
+    logger.error(describeError(error));
+    report({ ok: false, error: describeError(error) });
+    releasePidFile(config.pidFile);
+    return 1;
+  }
+  const supervisor = new Supervisor(config, log, options.loadOptions, identity);
   const control = new ControlServer(config.controlSocket, (request) => answer(supervisor, request));
   const cleanUp = () => {
     control.close();
@@ -62,7 +72,7 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     await supervisor.start();
   } catch (error) {
     logger.error(`start failed: ${describeError(error)}`);
-    report({ ok: false, error: describeError(error) });
+    report({ ok: false, error: isKoboldError(error, 'KOBOLD_ERR_START_FAILED') ? String(error.params.reason) : describeError(error) });
     await supervisor.stop(true);
     cleanUp();
     log.flush();
@@ -76,6 +86,26 @@ export async function runMaster(options: MasterOptions): Promise<number> {
   return 0;
 }
 
+/**
+ * Workers run as `user`/`group` when the master runs as root: the master keeps root so it can
+ * bind ports below 1024 for new workers at any time (as nginx's master does). The log file
+ * is handed to that user so workers can append to it.
+ */
+function workerIdentity(config: ResolvedConfig): Identity {
+  if ((config.user === undefined && config.group === undefined) || process.getuid?.() !== 0) return {};
+  const identity = resolveIdentity(config.user, config.group);
+  if (config.logFile !== undefined) {
+    closeSync(openSync(config.logFile, 'a'));
+    chownSync(config.logFile, identity.uid ?? -1, identity.gid ?? -1);
+  }
+  if (config.console) {
+    const consoleDir = join(config.runDir, 'console');
+    mkdirSync(consoleDir, { recursive: true, mode: 0o700 });
+    chownSync(consoleDir, identity.uid ?? -1, identity.gid ?? -1);
+  }
+  return identity;
+}
+
 async function answer(supervisor: Supervisor, request: ControlRequest): Promise<unknown> {
   switch (request.cmd) {
     case 'ping':
@@ -85,7 +115,7 @@ async function answer(supervisor: Supervisor, request: ControlRequest): Promise<
     case 'fullstatus':
       return supervisor.fullStatus();
     case 'reload':
-      return supervisor.reload();
+      return supervisor.reload(request.configOnly ?? false);
     case 'restart-workers':
       await supervisor.restartWorkers('restart-workers');
       return { restarted: true };

@@ -1,13 +1,16 @@
 import cluster from 'node:cluster';
+import { unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_NO_RESPAWN } from '../config/defaults.js';
 import { loadConfig, type LoadOptions, type ResolvedConfig } from '../config/load.js';
+import type { AppConfig } from '../config/schema.js';
 import { describeError, KoboldError } from '../errors.js';
 import type { DaemonStatus, FullStatus, ServiceStatus } from '../ipc/control.js';
 import { handle, type ToMaster, type WorkerBoot } from '../ipc/messages.js';
 import type { LogOutput } from '../log/logger.js';
 import { reachedLimit, requestLimitWithJitter } from './limits.js';
-import { resolveIdentity } from './privileges.js';
+import type { Identity } from './privileges.js';
 import { ServiceRuntime } from './service-runtime.js';
 import { ACTION_ORDER, HARD_ON_REPEAT, type SignalAction } from './signals.js';
 import { clampWorkers, defaultScalingPolicy } from './scaling.js';
@@ -48,8 +51,10 @@ export class Supervisor {
     private config: ResolvedConfig,
     private readonly log: LogOutput,
     private readonly loadOptions: LoadOptions,
+    /** uid/gid the workers run as (the master keeps its own, to bind ports); empty to inherit. */
+    workerIdentity: Identity = {},
   ) {
-    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], serialization: 'json', ...this.workerIdentity() });
+    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], serialization: 'json', ...workerIdentity });
   }
 
   private get logger() {
@@ -116,10 +121,15 @@ export class Supervisor {
 
   // --- commands (signals and the control socket both end up here)
 
-  /** Re-reads and validates the config; on success restarts workers one by one onto it. */
-  async reload(): Promise<{ services: string[] }> {
+  /**
+   * Re-reads and validates the config; on success replaces workers one by one (new code and
+   * config). With `configOnly`, apps that registered onConfig take their new config in place;
+   * only workers that cannot, or whose service settings changed, are replaced.
+   */
+  async reload(configOnly = false): Promise<{ services: string[]; restarted: number; reconfigured: number }> {
     this.assertRunning();
     const next = await loadConfig(this.loadOptions); // throws with every problem: the old config stays
+    const previous = this.config;
     for (const key of ['pidFile', 'controlSocket', 'runDir', 'logFile', 'user', 'group'] as const) {
       if (next[key] !== this.config[key]) this.logger.warn(`config: a change of "${key}" takes effect on restart, not reload`);
     }
@@ -131,23 +141,57 @@ export class Supervisor {
       for (const worker of this.activeWorkers(name)) worker.drain('service removed', this.config.gracefulTimeoutMs);
       this.services.delete(name);
     }
+    const unchanged = new Set<string>();
     for (const [name, serviceConfig] of Object.entries(next.services)) {
       const existing = this.services.get(name);
-      if (existing === undefined) this.services.set(name, new ServiceRuntime(name, serviceConfig));
-      else existing.update(serviceConfig);
+      if (existing === undefined) {
+        this.services.set(name, new ServiceRuntime(name, serviceConfig));
+        continue;
+      }
+      if (JSON.stringify(existing.config) === JSON.stringify(serviceConfig) && sameAppLayout(previous.apps, next.apps, name)) unchanged.add(name);
+      existing.update(serviceConfig);
     }
-    this.logger.info(`config reloaded from ${next.configFile ?? 'defaults'}; restarting workers`);
-    await this.restartWorkers('reload');
-    return { services: [...this.services.keys()] };
+    this.logger.info(`config reloaded from ${next.configFile ?? 'defaults'}${configOnly ? ' (config only)' : ''}`);
+    const before = this.countWorkers();
+    let reconfigured = 0;
+    if (configOnly) {
+      reconfigured = await this.reconfigureInPlace(unchanged);
+      await this.restartWorkers('reload', (service) => !unchanged.has(service));
+    } else {
+      await this.restartWorkers('reload');
+    }
+    return { services: [...this.services.keys()], restarted: before - reconfigured, reconfigured };
+  }
+
+  /** Sends new app configs to the workers of `services`; replaces each that cannot take them. */
+  private async reconfigureInPlace(services: Set<string>): Promise<number> {
+    let reconfigured = 0;
+    await Promise.all(
+      [...this.workers].filter((worker) => services.has(worker.service) && worker.state === 'ready').map(async (worker) => {
+        const apps = this.config.apps.filter((app) => app.service === worker.service);
+        const reply = await worker.request({ kind: 'config', apps }, this.config.startTimeoutMs);
+        if (reply.ok) {
+          reconfigured += 1;
+          return;
+        }
+        this.logger.info(`worker ${worker.id} cannot take the new config in place (${reply.error}); replacing it`);
+        await this.replace(worker, 'reload');
+      }),
+    );
+    return reconfigured;
+  }
+
+  private countWorkers(): number {
+    return [...this.workers].filter((worker) => worker.active).length;
   }
 
   /** Graceful restart of every worker, one at a time per service: start the new, then drain the old. */
-  restartWorkers(reason: string): Promise<void> {
+  restartWorkers(reason: string, include: (service: string) => boolean = () => true): Promise<void> {
     this.assertRunning();
     this.rolling = this.rolling.then(() =>
       Promise.all(
         [...this.services.values()].map(async (service) => {
-          const old = this.activeWorkers(service.name);
+          const old = include(service.name) ? this.activeWorkers(service.name) : [];
           for (const worker of old) {
             if (this.state !== 'running') return;
             if (worker.state === 'ready' && !worker.replacing) await this.replace(worker, reason);
@@ -226,7 +270,8 @@ export class Supervisor {
   private spawn(service: ServiceRuntime, slot: number): WorkerHandle {
     const id = this.nextWorkerId++;
     const worker = cluster.fork({ KOBOLD_WORKER_ID: String(id), KOBOLD_SERVICE: service.name });
-    const handleOf = new WorkerHandle(id, service.name, slot, service.restartsOf(slot), worker, requestLimitWithJitter(service.config.limits));
+    const consoleSocket = this.config.console ? consoleSocketPath(this.config.runDir, id) : null;
+    const handleOf = new WorkerHandle(id, service.name, slot, service.restartsOf(slot), worker, requestLimitWithJitter(service.config.limits), consoleSocket);
     this.workers.add(handleOf);
     worker.on('message', (message: unknown) => this.onWorkerMessage(handleOf, service, message));
     worker.on('exit', (code, signal) => this.onWorkerExit(handleOf, code, signal));
@@ -252,6 +297,7 @@ export class Supervisor {
           this.logger.error(`worker ${worker.id} (${service.name}) failed to start: ${m.error}`);
           worker.markStartFailed(m.error, m.noRespawn);
         },
+        reply: (m) => worker.settle(m),
         heartbeat: (m) => {
           worker.metrics = m.metrics;
           worker.lastHeartbeatAt = Date.now();
@@ -274,6 +320,7 @@ export class Supervisor {
       heartbeatIntervalMs: this.config.heartbeatIntervalMs,
       runDir: this.config.runDir,
       configFile: this.config.configFile,
+      consoleSocket: worker.consoleSocket,
     };
   }
 
@@ -281,6 +328,7 @@ export class Supervisor {
     const wasStarting = worker.state === 'starting';
     worker.markExited(code, signal);
     this.workers.delete(worker);
+    if (worker.consoleSocket !== null) removeFile(worker.consoleSocket); // a killed worker leaves its socket
     const how = signal ?? `code ${code}`;
     const service = this.services.get(worker.service);
     if (this.workers.size === 0) this.onAllExited?.();
@@ -429,11 +477,22 @@ export class Supervisor {
   private assertRunning(): void {
     if (this.state !== 'running') throw new KoboldError('KOBOLD_ERR_SERVICE_UNAVAILABLE', { reason: `the daemon is ${this.state}` });
   }
+}
 
-  /** Workers run as `user`/`group` when the master was started as root; the master keeps root to bind ports. */
-  private workerIdentity(): { uid?: number; gid?: number } {
-    const { user, group } = this.config;
-    if ((user === undefined && group === undefined) || process.getuid?.() !== 0) return {};
-    return resolveIdentity(user, group);
+export function consoleSocketPath(runDir: string, workerId: number): string {
+  return join(runDir, 'console', `${workerId}.sock`);
+}
+
+function removeFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // not there
   }
+}
+
+/** Whether a service's apps are the same in both configs except for their own `config`. */
+function sameAppLayout(before: AppConfig[], after: AppConfig[], service: string): boolean {
+  const layout = (apps: AppConfig[]) => JSON.stringify(apps.filter((app) => app.service === service).map(({ config: _config, ...rest }) => rest));
+  return layout(before) === layout(after);
 }

@@ -1,5 +1,8 @@
 import type { Worker } from 'node:cluster';
-import type { ToWorker, WorkerMetrics } from '../ipc/messages.js';
+import type { Reply, ToWorker, WorkerMetrics } from '../ipc/messages.js';
+
+type Request = Extract<ToWorker, { seq: number }>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 import type { WorkerStateName, WorkerStatus } from '../ipc/control.js';
 
 export type ReadyOutcome = { ok: true } | { ok: false; reason: string; noRespawn: boolean };
@@ -17,6 +20,8 @@ export class WorkerHandle {
   readonly ready: Promise<ReadyOutcome>;
   private settleReady!: (outcome: ReadyOutcome) => void;
   private killTimer: NodeJS.Timeout | undefined;
+  private nextSeq = 1;
+  private readonly pending = new Map<number, (reply: Reply) => void>();
 
   constructor(
     readonly id: number,
@@ -26,6 +31,7 @@ export class WorkerHandle {
     readonly worker: Worker,
     /** maxRequests with this worker's jitter applied; 0 = no limit. */
     readonly requestLimit: number,
+    readonly consoleSocket: string | null,
   ) {
     this.ready = new Promise((resolve) => {
       this.settleReady = resolve;
@@ -43,6 +49,26 @@ export class WorkerHandle {
 
   send(message: ToWorker): void {
     if (this.worker.isConnected()) this.worker.send(message);
+  }
+
+  /** Sends a request and resolves with the worker's reply (ok: false on timeout or exit). */
+  request(message: DistributiveOmit<Request, 'seq'>, timeoutMs: number): Promise<Reply> {
+    const seq = this.nextSeq++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.settle({ kind: 'reply', ack: seq, ok: false, error: `no reply within ${timeoutMs} ms` }), timeoutMs);
+      this.pending.set(seq, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      this.send({ ...message, seq } as Request);
+    });
+  }
+
+  /** Routes a reply to the request that carried its `ack`. */
+  settle(reply: Reply): void {
+    const resolve = this.pending.get(reply.ack);
+    this.pending.delete(reply.ack);
+    resolve?.(reply);
   }
 
   markReady(): void {
@@ -82,6 +108,7 @@ export class WorkerHandle {
   markExited(code: number | null, signal: string | null): void {
     clearTimeout(this.killTimer);
     this.state = 'exited';
+    for (const ack of [...this.pending.keys()]) this.settle({ kind: 'reply', ack, ok: false, error: 'the worker exited' });
     this.settleReady({ ok: false, reason: `exited with ${signal ?? `code ${code}`} before it was ready`, noRespawn: false });
   }
 
@@ -100,6 +127,7 @@ export class WorkerHandle {
       connections: m?.connections ?? 0,
       elu: m?.elu ?? 0,
       restarts: this.restarts,
+      consoleSocket: this.consoleSocket,
     };
   }
 }

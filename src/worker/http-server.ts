@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { HttpConfig } from '../config/schema.js';
 import { describeError, isKoboldError, KoboldError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -8,9 +9,15 @@ import { NOT_HANDLED } from '../app/http-routes.js';
 import type { AppResolver } from '../app/resolver.js';
 
 interface ConnectionState {
+  /** Until the first request's headers arrive (slow-header clients, slowloris). */
+  headersTimer: NodeJS.Timeout | undefined;
   active: number;
   idleSince: number;
+  /** Handed to the WebSocket side, which closes it itself. */
+  upgraded: boolean;
 }
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
 /** Writes a JSON error body: `{"error":{"code","message"}}`. */
 export function sendError(res: ServerResponse, error: KoboldError): void {
@@ -19,13 +26,22 @@ export function sendError(res: ServerResponse, error: KoboldError): void {
     return;
   }
   const body = JSON.stringify({ error: error.toJSON() });
-  res.writeHead(error.status ?? 500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
+  // The rest of an oversize body is still on the wire: don't read it, close after replying.
+  if (error.status === 413) headers.connection = 'close';
+  res.writeHead(error.status ?? 500, headers);
   res.end(body);
 }
 
+function rawError(status: string, error: KoboldError): string {
+  const body = JSON.stringify({ error: error.toJSON() });
+  return `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
 /**
- * The HTTP server of one worker: routes each request to an app instance, counts requests and
- * connections for the heartbeat, and drains without failing a request (see `drain`).
+ * The HTTP server of one worker: routes each request to an app instance, enforces the
+ * connection limit, counts requests and connections for the heartbeat, and drains without
+ * failing a request (see `stopAccepting` and `drained`).
  */
 export class WorkerHttpServer {
   readonly server: Server;
@@ -40,11 +56,17 @@ export class WorkerHttpServer {
     private readonly options: HttpConfig,
     private readonly resolver: AppResolver<AppInstance>,
     private readonly logger: Logger,
+    private readonly onUpgrade: UpgradeHandler,
   ) {
-    this.server = createServer({ keepAliveTimeout: options.keepAliveTimeoutMs, headersTimeout: options.headersTimeoutMs, requestTimeout: options.requestTimeoutMs });
-    this.server.maxConnections = options.maxConnections;
+    this.server = createServer({
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+    });
     this.server.on('connection', (socket) => this.track(socket));
     this.server.on('request', (req, res) => this.onRequest(req, res));
+    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.clientError(error, socket));
   }
 
   get connectionCount(): number {
@@ -62,20 +84,24 @@ export class WorkerHttpServer {
   }
 
   /**
-   * Stops accepting, answers every further request with `Connection: close`, closes
-   * connections that stay idle for `drainIdleCloseMs`, and resolves when none is left.
-   * Idle keep-alive connections are not cut at once (as http.Server#close does): a client
-   * may already have a request on the wire, and it would fail.
+   * Stops accepting (the master keeps the shared port open for the other workers) and
+   * answers every further request with `Connection: close`.
    */
-  drain(): Promise<void> {
+  stopAccepting(): void {
     this.draining = true;
+    // Not http.Server#close: it also cuts idle keep-alive connections at once, and a client
+    // may already have a request on the wire on one of them.
     if (this.server.listening) NetServer.prototype.close.call(this.server);
     for (const res of this.openResponses) if (!res.headersSent) res.setHeader('connection', 'close');
+  }
+
+  /** Resolves when every connection has closed; idle ones are closed after `drainIdleCloseMs`. */
+  drained(): Promise<void> {
     return new Promise((resolve) => {
       const sweep = () => {
         const now = Date.now();
         for (const [socket, state] of this.connections) {
-          if (state.active === 0 && now - state.idleSince >= this.options.drainIdleCloseMs) socket.end();
+          if (!state.upgraded && state.active === 0 && now - state.idleSince >= this.options.drainIdleCloseMs) socket.end();
         }
         if (this.connections.size === 0) {
           clearInterval(timer);
@@ -88,13 +114,32 @@ export class WorkerHttpServer {
   }
 
   private track(socket: Socket): void {
-    this.connections.set(socket, { active: 0, idleSince: Date.now() });
-    socket.once('close', () => this.connections.delete(socket));
+    if (this.connections.size >= this.options.maxConnections) {
+      const error = new KoboldError('KOBOLD_ERR_SERVICE_UNAVAILABLE', { reason: `too many connections to this worker (max ${this.options.maxConnections})` });
+      socket.end(rawError('503 Service Unavailable', error));
+      return;
+    }
+    // Node checks headersTimeout only every 30 s (connectionsCheckingInterval; a shorter interval
+    // cut busy keep-alive connections during reloads here), so the first request of a
+    // connection gets a timer of its own.
+    const headersTimer = setTimeout(() => {
+      const error = new KoboldError('KOBOLD_ERR_BAD_REQUEST', { reason: `request headers did not arrive within ${this.options.headersTimeoutMs} ms` });
+      socket.end(rawError('408 Request Timeout', error));
+      socket.destroySoon();
+    }, this.options.headersTimeoutMs);
+    this.connections.set(socket, { headersTimer, active: 0, idleSince: Date.now(), upgraded: false });
+    socket.once('close', () => {
+      clearTimeout(headersTimer);
+      this.connections.delete(socket);
+    });
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const state = this.connections.get(req.socket);
-    if (state !== undefined) state.active += 1;
+    if (state !== undefined) {
+      clearTimeout(state.headersTimer);
+      state.active += 1;
+    }
     this.inFlight += 1;
     this.openResponses.add(res);
     if (this.draining) res.setHeader('connection', 'close');
@@ -111,11 +156,35 @@ export class WorkerHttpServer {
     this.dispatch(req, res);
   }
 
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const state = this.connections.get(req.socket);
+    if (state !== undefined) {
+      clearTimeout(state.headersTimer);
+      state.upgraded = true;
+    }
+    if (this.draining || !this.onUpgrade(req, socket, head)) {
+      const path = (req.url ?? '/').split('?')[0];
+      const error = this.draining
+        ? new KoboldError('KOBOLD_ERR_SERVICE_UNAVAILABLE', { reason: 'this worker is restarting' })
+        : new KoboldError('KOBOLD_ERR_NOT_FOUND', { method: 'WebSocket', path });
+      socket.end(rawError(this.draining ? '503 Service Unavailable' : '404 Not Found', error));
+    }
+  }
+
+  private clientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    if (!socket.writable) return;
+    const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'ERR_HTTP_HEADERS_TIMEOUT';
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    const status = timedOut ? '408 Request Timeout' : tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const reason = timedOut ? 'the request did not arrive in time' : tooLarge ? 'request headers too large' : `malformed request: ${error.code ?? describeError(error)}`;
+    socket.end(rawError(status, new KoboldError('KOBOLD_ERR_BAD_REQUEST', { reason })));
+  }
+
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
     for (const app of this.resolver.candidates(req)) {
       let result: unknown;
       try {
-        result = app.routes.dispatch(req, res);
+        result = app.http.dispatch(req, res);
       } catch (error) {
         this.fail(res, app, error);
         return;

@@ -1,13 +1,20 @@
 import { performance } from 'node:perf_hooks';
-import { AppInstance, importApp } from '../app/instance.js';
+import { AppInstance } from '../app/instance.js';
+import { importApp } from '../app/loader.js';
 import { AppResolver } from '../app/resolver.js';
+import { WebSocketGateway } from '../app/websocket.js';
+import type { AppConfig } from '../config/schema.js';
 import { EXIT_NO_RESPAWN } from '../config/defaults.js';
 import { describeError, isKoboldError } from '../errors.js';
 import { handle, type ToMaster, type ToWorker, type WorkerBoot, type WorkerMetrics } from '../ipc/messages.js';
 import { createLogger, type LogOutput } from '../log/logger.js';
+import { DebugConsole } from './console.js';
 import { WorkerHttpServer } from './http-server.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining';
+
+/** Start failures that will happen again on a retry: the master should not respawn for them. */
+const PERMANENT_START_ERRORS = ['KOBOLD_ERR_APP_LOAD', 'KOBOLD_ERR_APP_HOOK', 'KOBOLD_ERR_APP_CONFIG'];
 
 function send(message: ToMaster): void {
   process.send?.(message);
@@ -19,6 +26,8 @@ export class WorkerRuntime {
   private readonly log: LogOutput;
   private readonly apps: AppInstance[] = [];
   private http: WorkerHttpServer | null = null;
+  private gateway: WebSocketGateway | null = null;
+  private console: DebugConsole | null = null;
   private heartbeat: NodeJS.Timeout | undefined;
   private eluMark = performance.eventLoopUtilization();
   private readonly startedAt = Date.now();
@@ -40,14 +49,17 @@ export class WorkerRuntime {
     this.sendHeartbeat();
     try {
       await this.loadApps();
+      const { service } = this.boot;
       const resolver = new AppResolver(this.apps.map((app) => ({ host: app.appConfig.host, prefix: app.appConfig.prefix, target: app })));
-      this.http = new WorkerHttpServer(this.boot.service.http, resolver, this.logger);
-      await this.http.listen(this.boot.service.host, this.boot.service.port);
-      for (const app of this.apps) await app.run('ready');
+      const gateway = new WebSocketGateway(service.websocket, this.logger);
+      this.gateway = gateway;
+      this.http = new WorkerHttpServer(service.http, resolver, this.logger, (req, socket, head) => gateway.upgrade(req, socket, head, resolver.candidates(req)));
+      await this.http.listen(service.host, service.port);
+      for (const app of this.apps) await app.ready();
+      if (this.boot.consoleSocket !== null) await this.openConsole(this.boot.consoleSocket);
     } catch (error) {
       this.logger.error({ err: error }, `worker failed to start: ${describeError(error)}`);
-      // A bad app module or config will fail the same way again: don't respawn for it.
-      const noRespawn = isKoboldError(error) && ['KOBOLD_ERR_APP_LOAD', 'KOBOLD_ERR_APP_HOOK'].includes(error.code);
+      const noRespawn = isKoboldError(error) && PERMANENT_START_ERRORS.includes(error.code);
       send({ kind: 'start-failed', error: describeError(error), noRespawn });
       this.exit(noRespawn ? EXIT_NO_RESPAWN : 1);
       return;
@@ -63,20 +75,31 @@ export class WorkerRuntime {
         boot: () => {}, // only the first one counts; see main.ts
         drain: () => void this.drain(),
         'reopen-logs': () => this.log.reopen(),
+        config: (m) => {
+          this.reconfigure(m.apps).then(
+            () => send({ kind: 'reply', ack: m.seq, ok: true }),
+            (error: unknown) => send({ kind: 'reply', ack: m.seq, ok: false, error: describeError(error) }),
+          );
+        },
       },
       message,
     );
   }
 
-  /** Graceful end: apps stop taking work, the server drains, apps close, then exit. */
+  /**
+   * Graceful end: stop accepting, apps drain (timers and line servers stop), WebSocket clients
+   * get 1012, in-flight requests finish, apps close, then exit.
+   */
   async drain(): Promise<void> {
     if (this.state === 'draining') return;
     this.state = 'draining';
     this.sendHeartbeat();
     try {
-      for (const app of this.apps) await app.run('drain');
-      await this.http?.drain();
-      for (const app of [...this.apps].reverse()) await app.run('close');
+      this.http?.stopAccepting();
+      for (const app of this.apps) await app.drain();
+      await this.gateway?.closeAll();
+      await this.http?.drained();
+      for (const app of [...this.apps].reverse()) await app.close();
     } catch (error) {
       this.logger.error({ err: error }, `drain failed: ${describeError(error)}`);
     }
@@ -85,24 +108,48 @@ export class WorkerRuntime {
 
   exit(code: number): void {
     clearInterval(this.heartbeat);
+    this.console?.close();
     this.log.flush();
     process.exit(code);
   }
 
+  /** Applies new instance configs in place; throws if an app whose config changed cannot take it. */
+  private async reconfigure(configs: AppConfig[]): Promise<void> {
+    const changed = this.apps.filter((app) => {
+      const next = configs.find((c) => c.name === app.name);
+      return next !== undefined && JSON.stringify(next) !== JSON.stringify(app.appConfig);
+    });
+    const fixed = changed.find((app) => !app.reconfigurable);
+    if (fixed !== undefined) throw new Error(`app "${fixed.name}" has no onConfig hook`);
+    for (const app of changed) await app.reconfigure(configs.find((c) => c.name === app.name)!);
+    if (changed.length > 0) this.logger.info(`new config applied in place: ${changed.map((app) => app.name).join(', ')}`);
+  }
+
   private async loadApps(): Promise<void> {
+    const { workerId, serviceName, service } = this.boot;
     for (const appConfig of this.boot.apps) {
       const definition = await importApp(appConfig);
-      const app = new AppInstance(appConfig, definition, this.logger, this.boot.workerId, this.boot.serviceName);
+      const app = new AppInstance(appConfig, definition, this.logger, workerId, serviceName, service.http);
       await app.setup();
       this.apps.push(app);
     }
   }
 
-  private sendHeartbeat(): void {
+  private async openConsole(path: string): Promise<void> {
+    const scope = () => ({
+      apps: Object.fromEntries(this.apps.map((app) => [app.name, app.context])),
+      worker: { id: this.boot.workerId, service: this.boot.serviceName, pid: process.pid, state: this.state, metrics: () => this.metrics() },
+      logger: this.logger,
+    });
+    this.console = new DebugConsole(path, `kobold ${this.boot.serviceName}#${this.boot.workerId}> `, scope, this.logger);
+    await this.console.listen();
+  }
+
+  /** Metrics now; ELU since the last heartbeat. */
+  private metrics(): WorkerMetrics {
     const memory = process.memoryUsage();
     const elu = performance.eventLoopUtilization(this.eluMark);
-    this.eluMark = performance.eventLoopUtilization();
-    const metrics: WorkerMetrics = {
+    return {
       rss: memory.rss,
       heapUsed: memory.heapUsed,
       elu: elu.utilization,
@@ -111,6 +158,10 @@ export class WorkerRuntime {
       connections: this.http?.connectionCount ?? 0,
       lastActiveAt: this.http?.lastActiveAt ?? this.startedAt,
     };
-    send({ kind: 'heartbeat', metrics });
+  }
+
+  private sendHeartbeat(): void {
+    send({ kind: 'heartbeat', metrics: this.metrics() });
+    this.eluMark = performance.eventLoopUtilization();
   }
 }

@@ -144,7 +144,7 @@ test('every command has --help', async () => {
   const p = await project();
   const top = p.kobold(['--help']);
   assert.equal(top.code, 0);
-  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'fullstatus', 'configtest']) {
+  for (const command of ['start', 'stop', 'restart', 'reload', 'status', 'fullstatus', 'configtest', 'console']) {
     assert.match(top.stdout, new RegExp(`\\b${command}\\b`));
     const help = p.kobold([command, '--help']);
     assert.equal(help.code, 0);

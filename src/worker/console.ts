@@ -1,0 +1,93 @@
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import repl from 'node:repl';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+
+/** The first line `kobold console` sends: whether to run a line-editing terminal REPL. */
+export interface ConsoleHello {
+  terminal: boolean;
+}
+
+/**
+ * A REPL inside this worker on a UNIX socket (mode 0600), for `kobold console`. `scope` is
+ * put in the REPL's context (the app contexts, the worker). Leaving the REPL closes only the
+ * connection; the worker goes on.
+ */
+export class DebugConsole {
+  private readonly server: Server;
+  private readonly sessions = new Set<Socket>();
+
+  constructor(
+    private readonly path: string,
+    private readonly prompt: string,
+    private readonly scope: () => Record<string, unknown>,
+    private readonly logger: Logger,
+  ) {
+    this.server = createServer((socket) => this.session(socket));
+  }
+
+  listen(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    try {
+      unlinkSync(this.path); // each worker id is used once: a file here is left from a killed worker
+    } catch {
+      // none
+    }
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      // exclusive: this worker binds the socket itself instead of sharing it through the master
+      this.server.listen({ path: this.path, exclusive: true }, () => {
+        chmodSync(this.path, 0o600);
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.server.close();
+    for (const socket of this.sessions) socket.destroy();
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // gone
+    }
+  }
+
+  private session(socket: Socket): void {
+    this.sessions.add(socket);
+    socket.on('close', () => this.sessions.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let hello = '';
+    const onData = (chunk: Buffer) => {
+      hello += chunk.toString('utf8');
+      const newline = hello.indexOf('\n');
+      if (newline === -1) return;
+      socket.off('data', onData);
+      const rest = hello.slice(newline + 1);
+      let terminal = false;
+      try {
+        terminal = (JSON.parse(hello.slice(0, newline)) as ConsoleHello).terminal === true;
+      } catch {
+        socket.end('kobold console: expected a JSON hello line\n');
+        return;
+      }
+      if (rest.length > 0) socket.unshift(Buffer.from(rest));
+      this.start(socket, terminal);
+    };
+    socket.on('data', onData);
+  }
+
+  private start(socket: Socket, terminal: boolean): void {
+    this.logger.info('debug console session opened');
+    const server = repl.start({ input: socket, output: socket, prompt: this.prompt, terminal, useGlobal: false, ignoreUndefined: true });
+    Object.assign(server.context, this.scope());
+    server.on('exit', () => socket.end());
+    socket.on('close', () => {
+      server.close();
+      this.logger.info('debug console session closed');
+    });
+    server.on('error', (error) => this.logger.warn(`debug console: ${describeError(error)}`));
+  }
+}
