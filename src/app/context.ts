@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import type { SupervisorLink } from '../worker/supervisor-link.js';
 import type { HttpRoutes } from './http-routes.js';
 import type { LineHandlers, ListenOptions } from './listeners.js';
 import type { ResourceRegistry } from './resources.js';
@@ -24,6 +25,8 @@ export interface AppContext<Config = unknown> {
   readonly timers: DrainTimers;
   /** Resources opened in setup and closed (in reverse order) when the worker closes. */
   readonly resources: ResourceRegistry;
+  /** Requests to the master: scale a service, hear when another service's workers exit. */
+  readonly supervisor: SupervisorLink;
   /** After every app of the worker finished setup, before the worker reports ready. */
   onReady(hook: () => void | Promise<void>): void;
   /** A new config for this instance. Without this hook, a config change restarts the worker instead. */

@@ -1,6 +1,7 @@
 import type { AppConfig, HttpConfig } from '../config/schema.js';
 import { describeError, KoboldError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { SupervisorLink } from '../worker/supervisor-link.js';
 import type { AppContext } from './context.js';
 import type { AppDefinition } from './define.js';
 import { hookTimeoutMs, type HookName } from './hooks.js';
@@ -31,6 +32,8 @@ export class AppInstance {
     workerId: number,
     serviceName: string,
     httpConfig: HttpConfig,
+    /** Fields every app's ctx gets from the worker: the supervisor link and the features' (ctx.hub…). */
+    private readonly shared: { supervisor: SupervisorLink } & Record<string, unknown>,
   ) {
     this.logger = parentLogger.child({ app: appConfig.name });
     this.http = new HttpRoutes(appConfig.prefix, httpConfig);
@@ -108,6 +111,7 @@ export class AppInstance {
     };
     const instance = this;
     return {
+      ...this.shared,
       name: this.name,
       get config() {
         return instance.config;
@@ -124,7 +128,7 @@ export class AppInstance {
       onConfig: register('config'),
       onDrain: register('drain'),
       onClose: register('close'),
-    };
+    } as AppContext<unknown>;
   }
 
   private async withTimeout(hook: HookName, fn: () => void | Promise<void>): Promise<void> {

@@ -136,14 +136,15 @@ program
     const config = await loadConfig(loadOptions(options));
     const missing = config.apps.filter((app) => !app.module.startsWith('kobold:') && !existsSync(app.module));
     if (missing.length > 0) fail(`invalid configuration:\n${missing.map((app) => `  apps.${app.name}.module: file not found: ${app.module}`).join('\n')}`);
-    const services = Object.entries(config.services).map(([name, s]) => `${name} (${s.role}, ${s.workers} workers, ${s.host}:${s.port})`);
+    const services = Object.entries(config.services).map(([name, s]) => `${name} (${s.role}, ${s.workers} workers${s.role === 'http' ? `, ${s.host}:${s.port}` : ''})`);
     print(`config OK: ${config.configFile ?? 'defaults (no config file)'}\n  services: ${services.join(', ')}\n  apps: ${config.apps.map((a) => a.name).join(', ')}`);
   });
 
 async function start(options: CommonOptions): Promise<void> {
   const config = await loadConfig(loadOptions(options));
   const pid = await startDetached(config, loadOptions(options));
-  print(`kobold started (pid ${pid}): ${Object.entries(config.services).map(([name, s]) => `${name} on ${s.host}:${s.port}`).join(', ')}`);
+  const services = Object.entries(config.services).map(([name, s]) => (s.role === 'http' ? `${name} on ${s.host}:${s.port}` : `${name} (${s.role})`));
+  print(`kobold started (pid ${pid}): ${services.join(', ')}`);
 }
 
 /** Asks the daemon to stop and waits until its process is gone; false when none ran. */

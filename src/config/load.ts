@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { describeError, KoboldError } from '../errors.js';
 import { DEFAULT_SERVICE_NAME } from './defaults.js';
+import { expandConfig } from './expand.js';
 import { configSchema, type KoboldConfig } from './schema.js';
 
 export const CONFIG_FILE_NAMES = ['kobold.config.ts', 'kobold.config.mjs', 'kobold.config.js', 'kobold.config.json'];
@@ -144,7 +145,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<ResolvedCon
       details: formatProblems(result.problems),
     });
   }
-  return resolvePaths(result.config, configFile, cwd);
+  return resolvePaths(expandConfig(result.config), configFile, cwd);
 }
 
 function resolvePaths(config: KoboldConfig, configFile: string | null, cwd: string): ResolvedConfig {

@@ -96,7 +96,13 @@ export const websocketSchema = z
 
 export const serviceSchema = z
   .object({
-    role: z.enum(['http']).default(serviceDefaults.role),
+    /**
+     * `http`: workers share `host:port` through node:cluster and serve the service's apps.
+     * `singleton`: exactly one worker (the hub, the job dispatcher). `pool`: warm workers that a
+     * dispatcher leases work to. `daemon`: N workers running app loops (queue consumers).
+     * Only `http` listens on the service's port.
+     */
+    role: z.enum(['http', 'singleton', 'pool', 'daemon']).default(serviceDefaults.role),
     host: z.string().min(1).default(serviceDefaults.host),
     port: z.number().int().min(0).max(65535).default(serviceDefaults.port),
     /** Workers at start; defaults to maxWorkers. */
@@ -113,8 +119,10 @@ export const serviceSchema = z
   // Cross-field checks run even when another field failed, so one pass reports every problem.
   .superRefine(
     (service, ctx) => {
-      const { minWorkers: min, maxWorkers: max, workers } = service as Partial<Record<'minWorkers' | 'maxWorkers' | 'workers', unknown>>;
-      if (typeof min === 'number' && typeof max === 'number' && min > max) {
+      const { minWorkers: min, maxWorkers: max, workers, role } = service as Partial<Record<'minWorkers' | 'maxWorkers' | 'workers' | 'role', unknown>>;
+      if (role === 'singleton' && [min, max, workers].some((n) => n !== undefined && n !== 1)) {
+        ctx.addIssue({ code: 'custom', path: ['role'], message: 'a singleton service has exactly one worker: leave workers/minWorkers/maxWorkers unset or 1' });
+      } else if (typeof min === 'number' && typeof max === 'number' && min > max) {
         ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `minWorkers (${min}) is above maxWorkers (${max})` });
       } else if (typeof workers === 'number' && typeof min === 'number' && typeof max === 'number' && (workers < min || workers > max)) {
         ctx.addIssue({ code: 'custom', path: ['workers'], message: `workers (${workers}) must be between minWorkers (${min}) and maxWorkers (${max})` });
@@ -122,7 +130,11 @@ export const serviceSchema = z
     },
     { when: () => true },
   )
-  .transform((service) => ({ ...service, workers: service.workers ?? service.maxWorkers }));
+  .transform((service) =>
+    service.role === 'singleton'
+      ? { ...service, workers: 1, minWorkers: 1, maxWorkers: 1, scaling: { ...service.scaling, enabled: false } }
+      : { ...service, workers: service.workers ?? service.maxWorkers },
+  );
 
 export const appSchema = z
   .object({

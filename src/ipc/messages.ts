@@ -17,6 +17,8 @@ export interface WorkerBoot {
   configFile: string | null;
   /** Where this worker's debug console listens, or null when consoles are off. */
   consoleSocket: string | null;
+  /** The whole config as JSON (no functions), for features that read their own section. */
+  config: unknown;
 }
 
 export interface WorkerMetrics {
@@ -37,7 +39,9 @@ export type ToWorker =
   | { kind: 'drain'; timeoutMs: number }
   | { kind: 'reopen-logs' }
   /** New instance configs for this worker's apps; the reply says whether it took them in place. */
-  | { kind: 'config'; seq: number; apps: AppConfig[] };
+  | { kind: 'config'; seq: number; apps: AppConfig[] }
+  /** A worker of a service this worker watches has exited (see `watch-exits`). */
+  | { kind: 'worker-exit'; service: string; pid: number; code: number | null; signal: string | null };
 
 /** The answer to a request that carried `seq`. */
 export interface Reply {
@@ -53,7 +57,11 @@ export type ToMaster =
   | Reply
   | { kind: 'ready' }
   | { kind: 'start-failed'; error: string; noRespawn: boolean }
-  | { kind: 'heartbeat'; metrics: WorkerMetrics };
+  | { kind: 'heartbeat'; metrics: WorkerMetrics }
+  /** Asks for a service's worker count (kept within its min/max), e.g. a job pool following its queue. */
+  | { kind: 'scale'; service: string; workers: number }
+  /** Asks to be told when a worker of `service` exits. */
+  | { kind: 'watch-exits'; service: string };
 
 type Kinds<M extends { kind: string }> = M['kind'];
 export type Handlers<M extends { kind: string }> = {

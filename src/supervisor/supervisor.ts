@@ -36,6 +36,8 @@ export class Supervisor {
   /** Recorded signal actions and how often each came (TTIN twice means two more workers). */
   private readonly pending = new Map<SignalAction, number>();
   private nextWorkerId = 1;
+  /** "service\nworkerId" pairs: that worker is told when a worker of that service exits. */
+  private readonly exitWatchers = new Set<string>();
   private watchdog: NodeJS.Timeout | undefined;
   private rolling: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | null = null;
@@ -298,6 +300,8 @@ export class Supervisor {
           worker.markStartFailed(m.error, m.noRespawn);
         },
         reply: (m) => worker.settle(m),
+        scale: (m) => this.scaleTo(m.service, m.workers),
+        'watch-exits': (m) => this.exitWatchers.add(`${m.service}\n${worker.id}`),
         heartbeat: (m) => {
           worker.metrics = m.metrics;
           worker.lastHeartbeatAt = Date.now();
@@ -321,6 +325,7 @@ export class Supervisor {
       runDir: this.config.runDir,
       configFile: this.config.configFile,
       consoleSocket: worker.consoleSocket,
+      config: JSON.parse(JSON.stringify(this.config)) as unknown,
     };
   }
 
@@ -329,6 +334,7 @@ export class Supervisor {
     worker.markExited(code, signal);
     this.workers.delete(worker);
     if (worker.consoleSocket !== null) removeFile(worker.consoleSocket); // a killed worker leaves its socket
+    this.notifyExit(worker, code, signal);
     const how = signal ?? `code ${code}`;
     const service = this.services.get(worker.service);
     if (this.workers.size === 0) this.onAllExited?.();
@@ -382,6 +388,25 @@ export class Supervisor {
     if (limit === null) return;
     this.logger.info(`recycling worker ${worker.id} (${service.name}): ${limit}`);
     void this.replace(worker, limit);
+  }
+
+  private notifyExit(exited: WorkerHandle, code: number | null, signal: string | null): void {
+    for (const watcher of this.workers) {
+      if (this.exitWatchers.has(`${exited.service}\n${watcher.id}`)) {
+        watcher.send({ kind: 'worker-exit', service: exited.service, pid: exited.pid, code, signal });
+      }
+    }
+  }
+
+  /** A worker asked for a worker count (a job pool following its queue). */
+  private scaleTo(serviceName: string, workers: number): void {
+    const service = this.services.get(serviceName);
+    if (service === undefined || this.state !== 'running') return;
+    const target = clampWorkers(workers, service.config.minWorkers, service.config.maxWorkers);
+    if (target === service.target) return;
+    this.logger.info(`scaling ${serviceName}: ${service.target} -> ${target} workers (asked by a worker)`);
+    service.setTarget(target);
+    this.applyTarget(service);
   }
 
   /** Brings a service to its target: starts missing workers, drains the newest extras. */
@@ -470,7 +495,7 @@ export class Supervisor {
 
   private describeServices(): string {
     return [...this.services.values()]
-      .map((service) => `${service.name} (${service.config.role}, ${service.target} workers, ${service.config.host}:${service.config.port})`)
+      .map((service) => `${service.name} (${service.config.role}, ${service.target} workers${service.config.role === 'http' ? `, ${service.config.host}:${service.config.port}` : ''})`)
       .join(', ');
   }
 

@@ -18,6 +18,8 @@ interface ConnectionState {
 }
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+/** Answers a request before the apps (returns true), or leaves it to them. */
+export type PreHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** Writes a JSON error body: `{"error":{"code","message"}}`. */
 export function sendError(res: ServerResponse, error: KoboldError): void {
@@ -57,6 +59,7 @@ export class WorkerHttpServer {
     private readonly resolver: AppResolver<AppInstance>,
     private readonly logger: Logger,
     private readonly onUpgrade: UpgradeHandler,
+    private readonly preHandler: PreHandler = () => false,
   ) {
     this.server = createServer({
       keepAliveTimeout: options.keepAliveTimeoutMs,
@@ -181,6 +184,13 @@ export class WorkerHttpServer {
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      if (this.preHandler(req, res)) return;
+    } catch (error) {
+      this.logger.error({ err: error }, `request failed: ${describeError(error)}`);
+      sendError(res, new KoboldError('KOBOLD_ERR_INTERNAL'));
+      return;
+    }
     for (const app of this.resolver.candidates(req)) {
       let result: unknown;
       try {

@@ -9,7 +9,9 @@ import { describeError, isKoboldError } from '../errors.js';
 import { handle, type ToMaster, type ToWorker, type WorkerBoot, type WorkerMetrics } from '../ipc/messages.js';
 import { createLogger, type LogOutput } from '../log/logger.js';
 import { DebugConsole } from './console.js';
+import { type FeatureHandle, WORKER_FEATURES } from './features.js';
 import { WorkerHttpServer } from './http-server.js';
+import { SupervisorLink } from './supervisor-link.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining';
 
@@ -25,6 +27,8 @@ export class WorkerRuntime {
   private state: WorkerState = 'starting';
   private readonly log: LogOutput;
   private readonly apps: AppInstance[] = [];
+  private readonly features: FeatureHandle[] = [];
+  private readonly supervisor = new SupervisorLink(send);
   private http: WorkerHttpServer | null = null;
   private gateway: WebSocketGateway | null = null;
   private console: DebugConsole | null = null;
@@ -48,13 +52,9 @@ export class WorkerRuntime {
     this.heartbeat = setInterval(() => this.sendHeartbeat(), this.boot.heartbeatIntervalMs);
     this.sendHeartbeat();
     try {
+      await this.startFeatures();
       await this.loadApps();
-      const { service } = this.boot;
-      const resolver = new AppResolver(this.apps.map((app) => ({ host: app.appConfig.host, prefix: app.appConfig.prefix, target: app })));
-      const gateway = new WebSocketGateway(service.websocket, this.logger);
-      this.gateway = gateway;
-      this.http = new WorkerHttpServer(service.http, resolver, this.logger, (req, socket, head) => gateway.upgrade(req, socket, head, resolver.candidates(req)));
-      await this.http.listen(service.host, service.port);
+      if (this.boot.service.role === 'http') await this.serveHttp();
       for (const app of this.apps) await app.ready();
       if (this.boot.consoleSocket !== null) await this.openConsole(this.boot.consoleSocket);
     } catch (error) {
@@ -66,7 +66,32 @@ export class WorkerRuntime {
     }
     this.state = 'ready';
     send({ kind: 'ready' });
-    this.logger.debug(`worker ready on ${this.boot.service.host}:${this.boot.service.port}`);
+    this.logger.debug(this.http === null ? 'worker ready' : `worker ready on ${this.boot.service.host}:${this.boot.service.port}`);
+  }
+
+  private async startFeatures(): Promise<void> {
+    for (const feature of WORKER_FEATURES) {
+      const handle = await feature.start({ boot: this.boot, logger: this.logger, supervisor: this.supervisor });
+      if (handle !== null) this.features.push(handle);
+    }
+  }
+
+  /** Features answer first (the hub's transports, the jobs API), then the apps by host and prefix. */
+  private async serveHttp(): Promise<void> {
+    const { service } = this.boot;
+    const resolver = new AppResolver(this.apps.map((app) => ({ host: app.appConfig.host, prefix: app.appConfig.prefix, target: app })));
+    const gateway = new WebSocketGateway(service.websocket, this.logger);
+    this.gateway = gateway;
+    const featureHttp = this.features.flatMap((f) => (f.handleHttp ? [f.handleHttp.bind(f)] : []));
+    const featureUpgrade = this.features.flatMap((f) => (f.handleUpgrade ? [f.handleUpgrade.bind(f)] : []));
+    this.http = new WorkerHttpServer(
+      service.http,
+      resolver,
+      this.logger,
+      (req, socket, head) => featureUpgrade.some((upgrade) => upgrade(req, socket, head)) || gateway.upgrade(req, socket, head, resolver.candidates(req)),
+      (req, res) => featureHttp.some((answer) => answer(req, res)),
+    );
+    await this.http.listen(service.host, service.port);
   }
 
   onMessage(message: unknown): void {
@@ -75,6 +100,7 @@ export class WorkerRuntime {
         boot: () => {}, // only the first one counts; see main.ts
         drain: () => void this.drain(),
         'reopen-logs': () => this.log.reopen(),
+        'worker-exit': (m) => this.supervisor.workerExited(m),
         config: (m) => {
           this.reconfigure(m.apps).then(
             () => send({ kind: 'reply', ack: m.seq, ok: true }),
@@ -97,9 +123,11 @@ export class WorkerRuntime {
     try {
       this.http?.stopAccepting();
       for (const app of this.apps) await app.drain();
+      for (const feature of this.features) await feature.drain?.();
       await this.gateway?.closeAll();
       await this.http?.drained();
       for (const app of [...this.apps].reverse()) await app.close();
+      for (const feature of [...this.features].reverse()) await feature.close?.();
     } catch (error) {
       this.logger.error({ err: error }, `drain failed: ${describeError(error)}`);
     }
@@ -129,7 +157,8 @@ export class WorkerRuntime {
     const { workerId, serviceName, service } = this.boot;
     for (const appConfig of this.boot.apps) {
       const definition = await importApp(appConfig);
-      const app = new AppInstance(appConfig, definition, this.logger, workerId, serviceName, service.http);
+      const shared = Object.assign({ supervisor: this.supervisor }, ...this.features.map((f) => f.context ?? {}));
+      const app = new AppInstance(appConfig, definition, this.logger, workerId, serviceName, service.http, shared);
       await app.setup();
       this.apps.push(app);
     }

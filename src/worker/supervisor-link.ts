@@ -1,0 +1,37 @@
+import type { ToMaster } from '../ipc/messages.js';
+
+export interface WorkerExit {
+  service: string;
+  pid: number;
+  code: number | null;
+  signal: string | null;
+}
+
+/** What a worker may ask of the master: `ctx.supervisor` in apps. */
+export class SupervisorLink {
+  private readonly exitListeners = new Map<string, Set<(exit: WorkerExit) => void>>();
+
+  constructor(private readonly send: (message: ToMaster) => void) {}
+
+  /** Asks for `workers` workers in `service` (the master keeps it within min/max). */
+  scale(service: string, workers: number): void {
+    this.send({ kind: 'scale', service, workers });
+  }
+
+  /** Calls `listener` whenever a worker of `service` exits; returns a function that stops it. */
+  onWorkerExit(service: string, listener: (exit: WorkerExit) => void): () => void {
+    let listeners = this.exitListeners.get(service);
+    if (listeners === undefined) {
+      listeners = new Set();
+      this.exitListeners.set(service, listeners);
+      this.send({ kind: 'watch-exits', service });
+    }
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  }
+
+  /** Called by the runtime for each `worker-exit` message. */
+  workerExited(exit: WorkerExit): void {
+    for (const listener of this.exitListeners.get(exit.service) ?? []) listener(exit);
+  }
+}
