@@ -78,7 +78,6 @@ export class SharedTable<S extends TableSchema = TableSchema> {
   readonly #words: Int32Array;
   readonly #bytes: Uint8Array;
   readonly #floats: Float64Array;
-  readonly #ints: BigInt64Array;
   readonly #columns: Column[];
   readonly #byName = new Map<string, Column>();
   readonly #rowsOffset: number;
@@ -94,7 +93,6 @@ export class SharedTable<S extends TableSchema = TableSchema> {
     this.#words = new Int32Array(buffer);
     this.#bytes = new Uint8Array(buffer);
     this.#floats = new Float64Array(buffer, 0, buffer.byteLength >> 3);
-    this.#ints = new BigInt64Array(buffer, 0, buffer.byteLength >> 3);
     this.capacity = this.#words[W_CAPACITY];
     this.keyMaxBytes = this.#words[W_KEY_MAX];
     this.#rowSize = this.#words[W_ROW_SIZE];
@@ -284,7 +282,7 @@ export class SharedTable<S extends TableSchema = TableSchema> {
   #readColumn(slot: number, column: Column): number | string {
     const offset = this.#rowsOffset + slot * this.#rowSize + column.offset;
     if (column.type === 'float') return this.#floats[offset >> 3];
-    if (column.type === 'int') return Number(this.#ints[offset >> 3]);
+    if (column.type === 'int') return this.#words[(offset >> 2) + 1] * 0x100000000 + (this.#words[offset >> 2] >>> 0);
     const length = this.#words[offset >> 2];
     if (length < 0 || length > column.maxBytes) throw new RangeError('torn string length');
     return decoder.decode(this.#bytes.subarray(offset + 4, offset + 4 + length));
@@ -344,7 +342,12 @@ export class SharedTable<S extends TableSchema = TableSchema> {
   #writeColumn(slot: number, column: Column, value: number | string): void {
     const offset = this.#rowsOffset + slot * this.#rowSize + column.offset;
     if (column.type === 'float') this.#floats[offset >> 3] = value as number;
-    else if (column.type === 'int') this.#ints[offset >> 3] = BigInt(value as number);
+    else if (column.type === 'int') {
+      // A safe integer as little-endian int64, without BigInt: high word signed, low unsigned.
+      const high = Math.floor((value as number) / 0x100000000);
+      this.#words[offset >> 2] = (value as number) - high * 0x100000000;
+      this.#words[(offset >> 2) + 1] = high;
+    }
     else this.#words[offset >> 2] = encoder.encodeInto(value as string, this.#bytes.subarray(offset + 4, offset + 4 + column.maxBytes)).written;
   }
 
@@ -394,7 +397,19 @@ export class SharedTable<S extends TableSchema = TableSchema> {
   }
 
   #encodeKey(key: string): number {
-    const { read, written } = encoder.encodeInto(key, this.#keyScratch);
+    // ASCII keys (the usual case) are copied directly: encodeInto costs more than the rest of a get.
+    const scratch = this.#keyScratch;
+    const length = key.length;
+    if (length <= this.keyMaxBytes) {
+      let i = 0;
+      for (; i < length; i++) {
+        const code = key.charCodeAt(i);
+        if (code >= 0x80) break;
+        scratch[i] = code;
+      }
+      if (i === length) return length;
+    }
+    const { read, written } = encoder.encodeInto(key, scratch);
     if (read < key.length || written > this.keyMaxBytes) throw this.#valueError('key', `longer than ${this.keyMaxBytes} bytes`);
     return written;
   }
