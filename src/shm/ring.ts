@@ -25,6 +25,8 @@ const B_TAIL = 5; // BigInt64 index of byte 40
 const SLOT_HEADER_BYTES = 8;
 const MAX_RECORD_SIZE = 1 << 20;
 const MAX_CAPACITY = 1 << 26;
+/** Readers keep a ready-made view for each payload length below this. */
+const VIEW_CACHE_LENGTHS = 512;
 
 export interface RingOptions extends SegmentOptions {
   /** Largest payload of one record, in bytes: a multiple of 8. Only used when creating. */
@@ -269,6 +271,7 @@ export class RingReader {
   readonly #scratch: Uint8Array;
   readonly #scratchWords: Int32Array;
   readonly #atomicCopy: boolean;
+  readonly #views: Uint8Array[] = [];
   #position: number;
 
   /** @internal use SharedRing.reader() */
@@ -321,7 +324,7 @@ export class RingReader {
           if (Atomics.load(words, stampIndex) === expected) {
             this.#position = ++position;
             read++;
-            onRecord(this.#scratch.subarray(0, length), position - 1);
+            onRecord(this.#view(length), position - 1);
             continue;
           }
         }
@@ -334,6 +337,12 @@ export class RingReader {
       this.#position = position = resume;
     }
     return { read, lost, resumedAt };
+  }
+
+  /** The scratch buffer's first `length` bytes; views of short lengths are made once and reused. */
+  #view(length: number): Uint8Array {
+    if (length >= VIEW_CACHE_LENGTHS) return this.#scratch.subarray(0, length);
+    return (this.#views[length] ??= this.#scratch.subarray(0, length));
   }
 
   #copyOut(firstWord: number, count: number): void {
