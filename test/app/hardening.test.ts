@@ -45,7 +45,7 @@ function multipart(files: { name: string; bytes: number }[]): { body: Buffer; ty
 }
 
 async function post(path: string, body: string | Buffer, headers: Record<string, string> = {}) {
-  const res = await fetch(`${p.url}${path}`, { method: 'POST', body, headers });
+  const res = await fetch(`${p.url}${path}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
   return { status: res.status, json: (await res.json()) as { error?: { code: string; message: string } } & Record<string, unknown> };
 }
 
