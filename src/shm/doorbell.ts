@@ -19,7 +19,6 @@ export class Doorbell {
     this.#server = server;
     server.on('connection', (socket) => {
       this.#subscribers.add(socket);
-      socket.setNoDelay?.(true);
       socket.on('error', () => socket.destroy());
       socket.on('close', () => this.#subscribers.delete(socket));
       socket.resume();

@@ -139,11 +139,12 @@ export class SharedRing {
   writer(): RingWriter {
     for (;;) {
       const holder = Atomics.load(this.#words, W_WRITER);
-      if (holder !== 0 && (holder === process.pid || isProcessAlive(holder))) {
-        throw new KoboldError('KOBOLD_ERR_SHM_WRITER_BUSY', { segment: this.name, pid: holder });
-      }
+      // Our own pid with no writer of ours open is a claim left by an earlier boot (file-backed rings).
+      const busy = holder === process.pid ? writersInThisProcess.has(this.name) : holder !== 0 && isProcessAlive(holder);
+      if (busy) throw new KoboldError('KOBOLD_ERR_SHM_WRITER_BUSY', { segment: this.name, pid: holder });
       if (Atomics.compareExchange(this.#words, W_WRITER, holder, process.pid) === holder) {
-        return new RingWriter(this, this.#buffer, this.#atomicCopy);
+        writersInThisProcess.add(this.name);
+        return new RingWriter(this, this.#buffer, this.#atomicCopy, () => writersInThisProcess.delete(this.name));
       }
     }
   }
@@ -152,6 +153,9 @@ export class SharedRing {
     return new RingReader(this, this.#buffer, options.from ?? 'latest', this.#atomicCopy);
   }
 }
+
+/** Names of the rings this process holds an open writer for. */
+const writersInThisProcess = new Set<string>();
 
 function doneStamp(seq: number): number {
   return ((seq % 0x80000000) * 2 + 2) | 0;
@@ -174,9 +178,12 @@ export class RingWriter {
   #tail: number;
   #closed = false;
 
+  readonly #onClose: () => void;
+
   /** @internal use SharedRing.writer() */
-  constructor(ring: SharedRing, buffer: ArrayBuffer, atomicCopy: boolean) {
+  constructor(ring: SharedRing, buffer: ArrayBuffer, atomicCopy: boolean, onClose: () => void) {
     this.#ring = ring;
+    this.#onClose = onClose;
     this.#bytes = new Uint8Array(buffer);
     this.#words = new Int32Array(buffer);
     this.#counters = new BigInt64Array(buffer, 0, HEADER_BYTES / 8);
@@ -219,6 +226,7 @@ export class RingWriter {
     if (this.#closed) return;
     this.#closed = true;
     Atomics.compareExchange(this.#words, W_WRITER, process.pid, 0);
+    this.#onClose();
   }
 
   #checkSize(payload: Uint8Array | string): void {
