@@ -4,99 +4,20 @@
 //
 //   npm run bench -- bench/supervisor/http.bench.ts      BENCH_SECONDS=10 by default
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import { CLI, freePort, KoboldDaemon, type Load, load as loadUrl, PlainCluster, ratio, ROOT, run, waitForPort } from '../helpers.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = join(ROOT, 'bench/supervisor/fixtures');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const PM2 = join(ROOT, 'node_modules/.bin/pm2');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 100;
 const WORKERS = 2;
 const RELOADS = 5;
 
-interface Load {
-  requestsPerSecond: number;
-  failed: number;
-  total: number;
-}
-
-async function load(port: number, seconds: number): Promise<Load> {
-  const result = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS, duration: seconds });
-  return {
-    requestsPerSecond: result.requests.average,
-    failed: result.errors + result.timeouts + result.non2xx,
-    total: result.requests.total,
-  };
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i += 1) {
-    const ok = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing answered on port ${port}`);
-}
-
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
-  const result = spawnSync(command, args, { encoding: 'utf8', ...options, env: { ...process.env, ...options.env } });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr}${result.stdout}`);
-}
-
-// --- the three servers
-
-class Kobold {
-  readonly dir = mkdtempSync(join(tmpdir(), 'kobold-bench-'));
-  constructor(readonly port: number) {
-    writeFileSync(
-      join(this.dir, 'kobold.config.json'),
-      JSON.stringify({
-        logLevel: 'warn',
-        services: { web: { port, workers: WORKERS, minWorkers: WORKERS, maxWorkers: WORKERS, scaling: { enabled: false } } },
-        apps: [{ name: 'hello', module: join(FIXTURES, 'hello-app.mjs') }],
-      }),
-    );
-  }
-  start(): number {
-    const started = performance.now();
-    run(process.execPath, [CLI, 'start'], { cwd: this.dir });
-    return performance.now() - started;
-  }
-  stop(): void {
-    run(process.execPath, [CLI, 'stop', '--hard'], { cwd: this.dir });
-  }
-  remove(): void {
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-class PlainCluster {
-  private child: ChildProcess | null = null;
-  constructor(readonly port: number) {}
-  async start(): Promise<void> {
-    this.child = spawn(process.execPath, [join(FIXTURES, 'cluster-hello.mjs')], { env: { ...process.env, PORT: String(this.port), WORKERS: String(WORKERS) }, stdio: 'ignore' });
-    await waitForPort(this.port);
-  }
-  stop(): void {
-    this.child?.kill('SIGTERM');
-  }
-}
+const load = (port: number, seconds: number) => loadUrl(`http://127.0.0.1:${port}/`, CONNECTIONS, seconds);
 
 class Pm2 {
   readonly home = mkdtempSync(join(tmpdir(), 'kobold-bench-pm2-'));
@@ -130,13 +51,9 @@ async function failedDuringReloads(port: number, reload: () => Promise<void>): P
   return loadDone;
 }
 
-function ratio(a: number, b: number): string {
-  return b === 0 ? 'n/a' : `${(a / b).toFixed(2)}x`;
-}
-
 async function main(): Promise<void> {
-  const kobold = new Kobold(await freePort());
-  const plain = new PlainCluster(await freePort());
+  const kobold = new KoboldDaemon(await freePort(), join(FIXTURES, 'hello-app.mjs'), WORKERS);
+  const plain = new PlainCluster(await freePort(), join(FIXTURES, 'cluster-hello.mjs'), WORKERS);
   const pm2 = new Pm2(await freePort());
   try {
     const startTimes = [kobold.start()];
