@@ -1,3 +1,4 @@
+import type { Hub } from '../hub/types.js';
 import type { Logger } from '../log/logger.js';
 import type { SupervisorLink } from '../worker/supervisor-link.js';
 import type { HttpRoutes } from './http-routes.js';
@@ -27,6 +28,8 @@ export interface AppContext<Config = unknown> {
   readonly resources: ResourceRegistry;
   /** Requests to the master: scale a service, hear when another service's workers exit. */
   readonly supervisor: SupervisorLink;
+  /** The real-time hub (publish, subscribe, history, presence, disconnect); absent in the hub writer and when the hub is off. */
+  readonly hub?: Hub;
   /** After every app of the worker finished setup, before the worker reports ready. */
   onReady(hook: () => void | Promise<void>): void;
   /** A new config for this instance. Without this hook, a config change restarts the worker instead. */

@@ -6,6 +6,7 @@ import { type AppDefinition, isAppDefinition } from './define.js';
 
 const BUILTIN_APPS: Record<string, () => Promise<{ default: unknown }>> = {
   hello: () => import('./builtin/hello.js'),
+  'hub-writer': () => import('../hub/writer-app.js'),
 };
 
 /** Imports an app module: a built-in, compiled JS, or TypeScript through tsx with no build step. */

@@ -1,7 +1,8 @@
 // Builds the browser bundle of the hub client with esbuild. Node-only: not part of the bundle.
-import { build } from 'esbuild';
-import { statSync } from 'node:fs';
+// esbuild is imported when a bundle is built, so servers without it only lose the bundle.
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { BuildOptions } from 'esbuild';
 
 export interface ClientBundleOptions {
   /** Where to write the bundle, e.g. public/kobold-hub.js. */
@@ -12,10 +13,15 @@ export interface ClientBundleOptions {
   sourcemap?: boolean;
 }
 
-export async function buildClientBundle(options: ClientBundleOptions): Promise<{ outFile: string; bytes: number }> {
-  await build({
-    entryPoints: [fileURLToPath(new URL('./index.ts', import.meta.url))],
-    outfile: options.outFile,
+/** The client's entry: the TypeScript source, or its compiled form when running from dist/. */
+function entryPoint(): string {
+  const source = fileURLToPath(new URL('./index.ts', import.meta.url));
+  return existsSync(source) ? source : fileURLToPath(new URL('./index.js', import.meta.url));
+}
+
+function buildOptions(options: Omit<ClientBundleOptions, 'outFile'>): BuildOptions {
+  return {
+    entryPoints: [entryPoint()],
     bundle: true,
     platform: 'browser',
     format: options.format ?? 'esm',
@@ -24,6 +30,18 @@ export async function buildClientBundle(options: ClientBundleOptions): Promise<{
     minify: options.minify ?? true,
     sourcemap: options.sourcemap ?? false,
     logLevel: 'silent',
-  });
+  };
+}
+
+export async function buildClientBundle(options: ClientBundleOptions): Promise<{ outFile: string; bytes: number }> {
+  const { build } = await import('esbuild');
+  await build({ ...buildOptions(options), outfile: options.outFile });
   return { outFile: options.outFile, bytes: statSync(options.outFile).size };
+}
+
+/** The bundle as text, without a file (what a web worker serves at `<pathPrefix>/client.js`). */
+export async function bundleClient(options: Omit<ClientBundleOptions, 'outFile' | 'sourcemap'> = {}): Promise<string> {
+  const { build } = await import('esbuild');
+  const result = await build({ ...buildOptions(options), write: false });
+  return result.outputFiles![0].text;
 }

@@ -1,3 +1,4 @@
+import { hubExpansion } from '../hub/expansion.js';
 import type { AppConfig, KoboldConfig, ServiceConfig } from './schema.js';
 
 /**
@@ -8,7 +9,7 @@ import type { AppConfig, KoboldConfig, ServiceConfig } from './schema.js';
 export type ConfigExpansion = (config: KoboldConfig) => { services?: Record<string, ServiceConfig>; apps?: AppConfig[] };
 
 /** Every feature's expansion, in order. */
-export const CONFIG_EXPANSIONS: ConfigExpansion[] = [];
+export const CONFIG_EXPANSIONS: ConfigExpansion[] = [hubExpansion];
 
 export function expandConfig(config: KoboldConfig, expansions: readonly ConfigExpansion[] = CONFIG_EXPANSIONS): KoboldConfig {
   let result = config;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { hubConfigSchema } from '../hub/config.js';
 import {
   daemonDefaults,
   DEFAULT_APP,
@@ -181,6 +182,8 @@ export const configSchema = z
     console: z.boolean().default(true),
     services: z.record(name, serviceSchema).prefault({ [DEFAULT_SERVICE_NAME]: {} } as never),
     apps: z.array(appSchema).prefault([{ name: DEFAULT_APP.name, module: DEFAULT_APP.module }] as never),
+    /** Real-time hub (src/hub/config.ts, docs/protocol.md). */
+    hub: hubConfigSchema,
   })
   .strict()
   .superRefine(checkCrossReferences, { when: () => true });

@@ -7,7 +7,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { describeError, isKoboldError, KoboldError } from '../errors.js';
-import { MemoryBackend } from './backends/memory.js';
+import { MemoryBackend, type StreamSnapshot } from './backends/memory.js';
 import { BatchWriter } from './turn.js';
 import type { HubBackend, NamespaceOptions, PresenceEntry } from './types.js';
 import {
@@ -28,6 +28,15 @@ export interface HubLogServerOptions {
   maxFrameBytes?: number;
   /** A worker that lets this much pile up unread is cut off (it reconnects and recovers from history). */
   maxBufferedBytesPerWorker?: number;
+  /**
+   * When a live writer already listens on socketPath (a reload started this one), take its
+   * streams and its place instead of failing: same epochs and offsets, so nothing is lost.
+   */
+  takeOver?: boolean;
+  /** Runs when a new writer asks this one to hand over, before the last publication is taken (e.g. close the publish socket). */
+  beforeHandOver?: () => Promise<void>;
+  /** How long a take-over may take. Default 10 s. */
+  takeOverTimeoutMs?: number;
 }
 
 export interface HubLogServer {
@@ -60,6 +69,8 @@ export const logRequest = z.discriminatedUnion('op', [
   z.object({ op: z.literal('removePresence'), channel: z.string(), clientId: z.string() }),
   z.object({ op: z.literal('presence'), channel: z.string() }),
   z.object({ op: z.literal('presenceCounts'), channel: z.string() }),
+  /** From a new writer: stop, and answer every stream (StreamSnapshot[]). */
+  z.object({ op: z.literal('handOver') }),
 ]);
 export type LogRequest = z.infer<typeof logRequest>;
 
@@ -87,6 +98,9 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
   const backend = new MemoryBackend({ namespaces: options.namespaces });
   const instance = randomBytes(6).toString('base64url');
   const links = new Set<WorkerLink>();
+  /** Set once a successor asked for the log: frames that arrive after that are not applied. */
+  let handingOver = false;
+  let successorAsked = false;
 
   const broadcast = (frame: Buffer): void => {
     for (const link of links) {
@@ -119,6 +133,31 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
         return backend.presenceNow(request.channel);
       case 'presenceCounts':
         return backend.presenceCountsNow(request.channel);
+      case 'handOver':
+        throw new KoboldError('KOBOLD_ERR_HUB_WIRE', { reason: 'handOver is answered by handOver()' });
+    }
+  };
+
+  /**
+   * A new writer takes over: stop listening, answer it every stream, and end the workers'
+   * connections so they reconnect to it. Publications that arrive after the snapshot are
+   * not applied; their publishers get an error (the connection closes before the ack).
+   */
+  const handOver = async (successor: WorkerLink, seq: number): Promise<void> => {
+    if (successorAsked) return fail(successor, seq, new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: 'another writer is taking over' }));
+    successorAsked = true;
+    logger.info('hub: a new writer takes over the log');
+    try {
+      await options.beforeHandOver?.();
+    } catch (error) {
+      logger.warn({ err: describeError(error) }, 'hub: beforeHandOver failed; handing over anyway');
+    }
+    handingOver = true;
+    server.close();
+    successor.writer.push(encodeSequenced(FrameKind.reply, seq, JSON.stringify(backend.exportStreams())));
+    for (const link of links) {
+      link.writer.flush();
+      link.socket.end();
     }
   };
 
@@ -138,6 +177,7 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
     if (frame.kind !== FrameKind.request) throw new KoboldError('KOBOLD_ERR_HUB_WIRE', { reason: `a worker may not send frame kind ${frame.kind}` });
     try {
       const request = logRequest.parse(JSON.parse(frame.json));
+      if (request.op === 'handOver') return void handOver(link, frame.seq);
       link.writer.push(encodeSequenced(FrameKind.reply, frame.seq, JSON.stringify(answer(link, request) ?? null)));
     } catch (error) {
       fail(link, frame.seq, error);
@@ -156,6 +196,7 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
     links.add(link);
     link.writer.push(encodeJson(FrameKind.hello, JSON.stringify({ instance })));
     socket.on('data', (chunk) => {
+      if (handingOver) return;
       try {
         for (const frame of link.decoder.push(chunk)) handle(link, frame);
       } catch (error) {
@@ -171,6 +212,11 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
     });
   });
 
+  const inherited = options.takeOver === true ? await takeOver(options.socketPath, options.takeOverTimeoutMs ?? 10_000) : null;
+  if (inherited !== null) {
+    backend.importStreams(inherited);
+    logger.info({ streams: inherited.length }, 'hub: took over the log from the previous writer');
+  }
   await removeStaleSocket(options.socketPath);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -194,6 +240,41 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
       await backend.close();
     },
   };
+}
+
+/**
+ * Asks the writer listening on socketPath (if any) to hand over: resolves with its streams,
+ * or null when nobody listens there.
+ */
+async function takeOver(socketPath: string, timeoutMs: number): Promise<StreamSnapshot[] | null> {
+  if (!existsSync(socketPath)) return null;
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    // A snapshot holds every stream's history: no frame limit on this one connection.
+    const decoder = new FrameDecoder(2 ** 31 - 1);
+    const timer = setTimeout(() => finish(new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: `the previous writer did not hand over within ${timeoutMs} ms` })), timeoutMs);
+    const finish = (outcome: Error | StreamSnapshot[] | null): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (outcome instanceof Error) reject(outcome);
+      else resolve(outcome);
+    };
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED' || error.code === 'ENOENT') finish(null); // a dead writer's file
+      else finish(error);
+    });
+    socket.on('data', (chunk) => {
+      try {
+        for (const frame of decoder.push(chunk)) {
+          if (frame.kind === FrameKind.hello) socket.write(encodeSequenced(FrameKind.request, 1, JSON.stringify({ op: 'handOver' })));
+          else if (frame.kind === FrameKind.reply && frame.seq === 1) return finish(JSON.parse(frame.json) as StreamSnapshot[]);
+          else if (frame.kind === FrameKind.failure && frame.seq === 1) return finish(new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: `the previous writer refused to hand over: ${frame.json}` }));
+        }
+      } catch (error) {
+        finish(error as Error);
+      }
+    });
+  });
 }
 
 function presenceKey(channel: string, clientId: string): string {

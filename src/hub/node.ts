@@ -13,6 +13,7 @@ import { encodePresencePush, encodePublicationPush } from './protocol.js';
 import { Session } from './session.js';
 import {
   type HistoryQuery,
+  type Hub,
   type HistoryResult,
   type HubBackend,
   isCloser,
@@ -49,7 +50,7 @@ interface ControlMessage {
   reconnect: boolean;
 }
 
-export class HubNode {
+export class HubNode implements Hub {
   /** Prefix of this process's client ids, unique across processes. */
   readonly id = randomBytes(6).toString('base64url');
   readonly options: HubOptions;
@@ -60,6 +61,9 @@ export class HubNode {
   private readonly verifyToken: TokenVerifier | null;
   private readonly stopListening: Unsubscribe[] = [];
   private clientCounter = 0;
+  private markClosing!: () => void;
+  /** Resolves when close() starts; waiting long-polls answer then, so a draining worker is not held up. */
+  readonly closing = new Promise<void>((resolve) => (this.markClosing = resolve));
 
   constructor(readonly backendOptions: HubNodeOptions) {
     this.options = isResolved(backendOptions.hub) ? backendOptions.hub : resolveHubOptions(backendOptions.hub);
@@ -125,6 +129,7 @@ export class HubNode {
 
   /** Closes every connection (code 3000: reconnect) and stops listening; closes the backend if it owns resources. */
   async close(options: { closeBackend?: boolean } = {}): Promise<void> {
+    this.markClosing();
     for (const session of [...this.sessions]) session.close(Disconnects.shutdown);
     for (const stop of this.stopListening) stop();
     if (options.closeBackend !== false && isCloser(this.backend)) await this.backend.close();

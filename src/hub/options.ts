@@ -19,7 +19,7 @@ export const NAMESPACE_DEFAULTS: Omit<NamespaceOptions, 'name'> = Object.freeze(
   seeHistory: 'user',
 });
 
-const namespaceSchema = z
+export const namespaceSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_\-.]*$/, 'letters, digits, _ - . only'),
     historySize: z.number().int().min(0).max(1_000_000).default(NAMESPACE_DEFAULTS.historySize),
@@ -70,7 +70,7 @@ export const HUB_LIMIT_DEFAULTS: Readonly<HubLimits> = Object.freeze({
   webSocketPingMs: 25_000,
 });
 
-const limitsSchema = z
+export const limitsSchema = z
   .object({
     maxMessageBytes: z.number().int().min(256),
     maxSubscriptionsPerConnection: z.number().int().min(1),
@@ -110,18 +110,24 @@ export function resolveHubOptions(input: HubOptionsInput = {}): HubOptions {
     const issue = parsed.error.issues[0];
     throw new KoboldError('KOBOLD_ERR_HUB_OPTIONS', { option: issue.path.join('.') || '(root)', reason: issue.message });
   }
-  const names = new Set<string>();
-  for (const ns of parsed.data.namespaces) {
-    if (names.has(ns.name)) throw new KoboldError('KOBOLD_ERR_HUB_OPTIONS', { option: 'namespaces', reason: `"${ns.name}" listed twice` });
-    names.add(ns.name);
-    if (ns.joinLeave && !ns.presence) {
-      throw new KoboldError('KOBOLD_ERR_HUB_OPTIONS', { option: `namespaces.${ns.name}.joinLeave`, reason: 'needs presence: true' });
-    }
-  }
+  const problem = namespaceProblems(parsed.data.namespaces)[0];
+  if (problem !== undefined) throw new KoboldError('KOBOLD_ERR_HUB_OPTIONS', { option: problem.path.join('.'), reason: problem.message });
   return deepFreeze({
     namespaces: parsed.data.namespaces as NamespaceOptions[],
     limits: { ...HUB_LIMIT_DEFAULTS, ...parsed.data.limits },
   });
+}
+
+/** Checks across namespaces (also used by the config schema): names listed twice, joinLeave without presence. */
+export function namespaceProblems(namespaces: readonly { name: string; presence: boolean; joinLeave: boolean }[]): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const names = new Set<string>();
+  namespaces.forEach((ns, index) => {
+    if (names.has(ns.name)) problems.push({ path: ['namespaces', index, 'name'], message: `"${ns.name}" listed twice` });
+    names.add(ns.name);
+    if (ns.joinLeave && !ns.presence) problems.push({ path: ['namespaces', index, 'joinLeave'], message: 'needs presence: true' });
+  });
+  return problems;
 }
 
 function deepFreeze<T>(value: T): T {

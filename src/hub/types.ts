@@ -193,3 +193,23 @@ export interface Principal {
   /** Milliseconds since the epoch; absent: never. */
   readonly expiresAt?: number;
 }
+
+// --- what apps get
+
+/**
+ * `ctx.hub`: the server side of the hub in a web (or any non-writer) worker. No access rules
+ * apply: the server may do anything. Each call goes to the hub writer, so it works across
+ * workers: a publication reaches subscribers on every worker.
+ */
+export interface Hub {
+  /** Publishes `data` (serialized to JSON once); resolves with the position the writer assigned. */
+  publish(channel: string, data: unknown): Promise<StreamPosition>;
+  /** Calls `listener` for every publication on `channel` (from any worker) while subscribed. */
+  subscribe(channel: string, listener: (publication: Publication) => void): Unsubscribe;
+  history(channel: string, query?: HistoryQuery): Promise<HistoryResult>;
+  /** Who is in the channel, across workers (namespaces with `presence`). */
+  presence(channel: string): Promise<PresenceUser[]>;
+  presenceCounts(channel: string): Promise<PresenceCounts>;
+  /** Closes every connection of the user on every worker (code 3501, or 3002 with `reconnect`). */
+  disconnect(userId: string, options?: { reconnect?: boolean }): Promise<void>;
+}

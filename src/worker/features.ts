@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { hubFeature } from '../hub/feature.js';
 import type { WorkerBoot } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
 import type { SupervisorLink } from './supervisor-link.js';
@@ -34,4 +35,4 @@ export interface WorkerFeature {
 }
 
 /** Every feature, started in this order in each worker before its apps' setup. */
-export const WORKER_FEATURES: WorkerFeature[] = [];
+export const WORKER_FEATURES: WorkerFeature[] = [hubFeature];

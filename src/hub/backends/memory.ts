@@ -33,10 +33,18 @@ export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
 }
 
+/** A channel's stream as one writer hands it to the next (reload): position and kept publications. */
+export interface StreamSnapshot {
+  readonly channel: string;
+  readonly offset: number;
+  readonly epoch: string;
+  readonly lastActivity: number;
+  readonly publications: readonly Publication[];
+}
+
 /** A channel's stream: offset counter, epoch and a ring of its newest publications. */
 class Stream {
   offset = 0;
-  readonly epoch = newEpoch();
   lastActivity: number;
   private ring: (Publication | undefined)[];
   private start = 0;
@@ -46,6 +54,7 @@ class Stream {
     readonly size: number,
     readonly ttlMs: number,
     now: number,
+    readonly epoch = newEpoch(),
   ) {
     this.ring = new Array(size);
     this.lastActivity = now;
@@ -220,6 +229,27 @@ export class MemoryBackend implements HubBackend, Closer {
   onPresence(listener: (event: PresenceEvent) => void): Unsubscribe {
     this.presenceListeners.add(listener);
     return () => this.presenceListeners.delete(listener);
+  }
+
+  /** Every stream's position and kept publications, for a writer that takes over (see log-server.ts). */
+  exportStreams(): StreamSnapshot[] {
+    const now = this.now();
+    return [...this.streams].map(([channel, stream]) => {
+      stream.expire(now);
+      return { channel, offset: stream.offset, epoch: stream.epoch, lastActivity: stream.lastActivity, publications: stream.slice(0, stream.length) };
+    });
+  }
+
+  /** Continues streams exported by a previous writer: same epochs and offsets, so clients resume without loss. */
+  importStreams(snapshots: readonly StreamSnapshot[]): void {
+    for (const snapshot of snapshots) {
+      const retention = this.namespaces.find(snapshot.channel) ?? NO_HISTORY;
+      const stream = new Stream(retention.historySize, retention.historyTtlMs, snapshot.lastActivity, snapshot.epoch);
+      stream.offset = snapshot.offset;
+      for (const publication of snapshot.publications) stream.append(publication);
+      stream.lastActivity = snapshot.lastActivity;
+      this.streams.set(snapshot.channel, stream);
+    }
   }
 
   async close(): Promise<void> {

@@ -34,6 +34,7 @@ async function poll(node: HubNode, req: IncomingMessage, res: ServerResponse): P
   }
   const timer = setTimeout(wake, timeoutMs);
   res.on('close', wake);
+  void node.closing.then(wake);
   try {
     let result = await catchUp(node, principal, request.channels);
     if (!result.news && !published) {
