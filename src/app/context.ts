@@ -1,5 +1,7 @@
 import type { Hub } from '../hub/types.js';
+import type { JobsClient } from '../jobs/client.js';
 import type { Logger } from '../log/logger.js';
+import type { ShmApi } from '../shm/app-api.js';
 import type { SupervisorLink } from '../worker/supervisor-link.js';
 import type { HttpRoutes } from './http-routes.js';
 import type { LineHandlers, ListenOptions } from './listeners.js';
@@ -26,8 +28,12 @@ export interface AppContext<Config = unknown> {
   readonly timers: DrainTimers;
   /** Resources opened in setup and closed (in reverse order) when the worker closes. */
   readonly resources: ResourceRegistry;
+  /** Shared memory across the daemon's processes: rings, tables, locks, queues (see docs/shm.md). */
+  readonly shm: ShmApi;
   /** Requests to the master: scale a service, hear when another service's workers exit. */
   readonly supervisor: SupervisorLink;
+  /** The job runner: enqueue runs and follow them (docs/jobs.md); `enabled` is false without task modules. */
+  readonly jobs: JobsClient;
   /** The real-time hub (publish, subscribe, history, presence, disconnect); absent in the hub writer and when the hub is off. */
   readonly hub?: Hub;
   /** After every app of the worker finished setup, before the worker reports ready. */

@@ -6,7 +6,7 @@ import type { AppContext } from './context.js';
 import type { AppDefinition } from './define.js';
 import { hookTimeoutMs, type HookName } from './hooks.js';
 import { HttpRoutes } from './http-routes.js';
-import { Listeners } from './listeners.js';
+import { type LineHandlers, Listeners, type ListenOptions } from './listeners.js';
 import { ResourceRegistry } from './resources.js';
 import { DrainTimers } from './timers.js';
 import { WsRoutes } from './websocket.js';
@@ -121,14 +121,14 @@ export class AppInstance {
       serviceName,
       http: this.http,
       ws: this.ws,
-      listen: (options, handlers) => this.listeners.listen(options, handlers),
+      listen: (options: ListenOptions, handlers: LineHandlers) => this.listeners.listen(options, handlers),
       timers: this.timers,
       resources: this.resources,
       onReady: register('ready'),
       onConfig: register('config'),
       onDrain: register('drain'),
       onClose: register('close'),
-    } as AppContext<unknown>;
+    } as unknown as AppContext<unknown>; // hub, jobs and shm come from the features in `shared`
   }
 
   private async withTimeout(hook: HookName, fn: () => void | Promise<void>): Promise<void> {

@@ -4,6 +4,7 @@ import { loadConfig, type LoadOptions, type ResolvedConfig } from '../config/loa
 import { describeError, isKoboldError } from '../errors.js';
 import type { ControlRequest } from '../ipc/control.js';
 import { createLogger } from '../log/logger.js';
+import { removeDaemonSegments } from '../shm/app-api.js';
 import { ControlServer } from './control-server.js';
 import { acquirePidFile, releasePidFile } from './pidfile.js';
 import { type Identity, resolveIdentity } from './privileges.js';
@@ -61,6 +62,8 @@ export async function runMaster(options: MasterOptions): Promise<number> {
   const control = new ControlServer(config.controlSocket, (request) => answer(supervisor, request));
   const cleanUp = () => {
     control.close();
+    const segments = removeDaemonSegments(config.runDir);
+    if (segments > 0) logger.debug(`removed ${segments} shared-memory segments`);
     releasePidFile(config.pidFile);
   };
   process.on('uncaughtException', (error) => logger.fatal({ err: error }, `master: uncaught exception: ${describeError(error)}`));

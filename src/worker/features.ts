@@ -2,8 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { hubFeature } from '../hub/feature.js';
 import type { WorkerBoot } from '../ipc/messages.js';
+import { jobsFeature } from '../jobs/feature.js';
 import type { Logger } from '../log/logger.js';
 import type { SupervisorLink } from './supervisor-link.js';
+import { shmFeature } from '../shm/app-api.js';
 
 /**
  * A daemon-wide feature running in a worker (the hub client, the jobs client): it adds to every
@@ -35,4 +37,4 @@ export interface WorkerFeature {
 }
 
 /** Every feature, started in this order in each worker before its apps' setup. */
-export const WORKER_FEATURES: WorkerFeature[] = [hubFeature];
+export const WORKER_FEATURES: WorkerFeature[] = [hubFeature, jobsFeature, shmFeature];
