@@ -6,6 +6,7 @@ import { type AppDefinition, isAppDefinition } from './define.js';
 
 const BUILTIN_APPS: Record<string, () => Promise<{ default: unknown }>> = {
   hello: () => import('./builtin/hello.js'),
+  chat: () => import('../apps/chat/app.js'),
   'hub-writer': () => import('../hub/writer-app.js'),
 };
 
