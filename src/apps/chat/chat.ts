@@ -1,11 +1,11 @@
 // The chat's one entry for everything a user sends: flood control first, then a command or
 // a message (checked, filtered, published through the hub, queued for the store).
 import { KoboldError } from '../../errors.js';
+import type { Hub } from '../../hub/types.js';
 import type { ChatConfig } from './config.js';
 import { runCommand } from './commands.js';
 import { TextFilter } from './filters.js';
 import { FloodControl } from './flood.js';
-import type { ChatHub } from './hub-link.js';
 import type { ChatSession, ChatUser, Identity } from './identity.js';
 import { type InboxEvent, messageId, type RoomEvent } from './messages.js';
 import { author, Moderation } from './moderation.js';
@@ -35,7 +35,7 @@ export class ChatService {
   constructor(
     readonly config: ChatConfig,
     readonly store: ChatStore,
-    readonly hub: ChatHub,
+    readonly hub: Hub,
     readonly identity: Identity,
   ) {
     this.rooms = new Rooms(config, store, hub, (user) => identity.isModerator(user));

@@ -1,25 +1,16 @@
-// What the chat needs from the hub (`ctx.hub`): the server-side part of HubNode's API.
+// The chat's link to the hub (`ctx.hub`): checked once at setup.
 import { KoboldError } from '../../errors.js';
-import type { HistoryQuery, HistoryResult, PresenceCounts, PresenceUser, Publication, StreamPosition, Unsubscribe } from '../../hub/types.js';
+import type { Hub } from '../../hub/types.js';
 import { CHAT_CHANNELS } from './config.js';
 
-export interface ChatHub {
-  publish(channel: string, data: unknown): Promise<StreamPosition>;
-  subscribe(channel: string, listener: (publication: Publication) => void): Unsubscribe;
-  history(channel: string, query?: HistoryQuery): Promise<HistoryResult>;
-  presence(channel: string): Promise<PresenceUser[]>;
-  presenceCounts(channel: string): Promise<PresenceCounts>;
-  disconnect(userId: string, options?: { reconnect?: boolean }): Promise<void>;
-}
-
 /** A HubNode also says which namespaces it has and which token secret it checks. */
-interface HubNodeLike extends ChatHub {
+interface HubNodeLike extends Hub {
   namespaces?: { find(channel: string): { presence: boolean; subscribe: unknown } | undefined };
   backendOptions?: { auth?: { secret?: string } };
 }
 
 /** ctx.hub, checked: present, with the chat's namespaces; and the secret to sign tokens with. */
-export function linkHub(ctx: object, configuredSecret: string | undefined): { hub: ChatHub; secret: string } {
+export function linkHub(ctx: object, configuredSecret: string | undefined): { hub: Hub; secret: string } {
   const hub = (ctx as { hub?: HubNodeLike }).hub;
   if (hub === undefined || typeof hub.publish !== 'function') {
     throw new KoboldError('KOBOLD_ERR_CHAT_SETUP', { reason: 'ctx.hub is missing: the chat runs in a web service with the hub enabled' });
@@ -37,7 +28,7 @@ export function linkHub(ctx: object, configuredSecret: string | undefined): { hu
   }
   const secret = configuredSecret ?? hub.backendOptions?.auth?.secret;
   if (secret === undefined) {
-    throw new KoboldError('KOBOLD_ERR_CHAT_SETUP', { reason: 'no token secret: set the chat config "hubSecret" to the hub\'s auth secret' });
+    throw new KoboldError('KOBOLD_ERR_CHAT_SETUP', { reason: 'no token secret: set the chat config "hubSecret" to the hub\'s tokenSecret' });
   }
   return { hub, secret };
 }

@@ -3,7 +3,7 @@
 // their inbox and, for private rooms, is disconnected so their client fetches a token
 // without the room.
 import { KoboldError } from '../../errors.js';
-import type { ChatHub } from './hub-link.js';
+import type { Hub } from '../../hub/types.js';
 import type { ChatUser } from './identity.js';
 import { type Author, type InboxEvent, messageId, type RoomEvent } from './messages.js';
 import { inboxChannel } from './rooms.js';
@@ -25,7 +25,7 @@ export type ModerationAction = 'mute' | 'unmute' | 'kick' | 'ban' | 'unban';
 export class Moderation {
   constructor(
     private readonly store: ChatStore,
-    private readonly hub: ChatHub,
+    private readonly hub: Hub,
     /** Publishes a room event and queues it for the store. */
     private readonly publishRoom: (room: RoomRecord, event: RoomEvent) => Promise<unknown>,
   ) {}

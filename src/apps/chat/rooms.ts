@@ -1,9 +1,8 @@
 // Rooms: which exist, who may join, read and moderate them, their channels on the hub,
 // and the history a client gets on join (the hub's recent window, older from the store).
 import { KoboldError } from '../../errors.js';
-import type { PresenceCounts, StreamPosition } from '../../hub/types.js';
+import type { Hub, PresenceCounts, StreamPosition } from '../../hub/types.js';
 import { CHAT_CHANNELS, type ChatConfig, ROOM_NAME } from './config.js';
-import type { ChatHub } from './hub-link.js';
 import type { ChatUser } from './identity.js';
 import type { RoomEvent } from './messages.js';
 import type { ChatStore, RoomRecord } from './store.js';
@@ -38,7 +37,7 @@ export class Rooms {
   constructor(
     private readonly config: ChatConfig,
     private readonly store: ChatStore,
-    private readonly hub: ChatHub,
+    private readonly hub: Hub,
     private readonly isModerator: (user: ChatUser) => boolean,
   ) {}
 

@@ -1,0 +1,66 @@
+// The chat app in the real daemon: 2 web workers and the hub writer, used as a browser
+// would (page, client bundle, API, hub transports), and its history across `kobold restart`.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { chatHubNamespaces } from '../../../src/apps/chat/app.js';
+import { TestProject, waitFor } from '../../helpers/daemon.js';
+import { ChatUser, until } from './harness.js';
+
+const SECRET = 'chat-daemon-test-secret-chat-daemon-test';
+const API_KEY = 'chat-daemon-api-key-0123456789';
+
+let project: TestProject;
+const users: ChatUser[] = [];
+
+before(async () => {
+  project = await TestProject.create((port) => ({
+    gracefulTimeoutMs: 10_000,
+    services: { web: { port, workers: 2, maxWorkers: 2, scaling: { enabled: false } } },
+    apps: [{ name: 'chat', module: 'kobold:chat', config: { dataDir: 'chat-data', apiKey: API_KEY } }],
+    hub: { namespaces: chatHubNamespaces(), tokenSecret: SECRET, limits: { longPollTimeoutMs: 2000 } },
+  }));
+  project.start();
+  await waitFor(async () => (await fetch(project.url + '/').catch(() => null))?.ok, 'the chat page');
+});
+
+after(async () => {
+  for (const user of users) user.close();
+  await project.cleanup();
+});
+
+test('the page, the client bundle and the API are served by the daemon', async () => {
+  const page = await fetch(project.url + '/');
+  assert.match(await page.text(), /<script type="module" src="\/chat\/assets\/chat.js">/);
+  assert.equal((await fetch(project.url + '/chat/assets/chat.js')).status, 200);
+  assert.equal((await fetch(project.url + '/hub/client.js')).status, 200);
+  const rooms = await (await fetch(project.url + '/chat/api/rooms')).json();
+  assert.deepEqual(rooms.result.rooms.map((r: { name: string }) => r.name), ['lobby']);
+});
+
+test('two users chat through the daemon (any worker), and history survives kobold restart', async () => {
+  const ann = await ChatUser.guest(project.url, 'ann');
+  const bob = await ChatUser.guest(project.url, 'bob');
+  users.push(ann, bob);
+  const { joined } = await ann.ok('join', { room: 'lobby' });
+  await ann.connect([{ channel: 'chat:lobby', since: joined.position }]);
+  for (const n of [1, 2, 3, 4]) assert.equal((await bob.send('lobby', `hello ${n}`)).status, 200);
+  await until(() => ann.events('chat:lobby').length === 4, 'four messages at ann');
+  assert.deepEqual(
+    ann.events('chat:lobby').map((e) => e.text),
+    ['hello 1', 'hello 2', 'hello 3', 'hello 4'],
+  );
+  const system = await new ChatUser(project.url).call('system', { room: 'lobby', text: 'restarting' }, { 'x-api-key': API_KEY });
+  assert.equal(system.status, 200);
+
+  const restart = project.kobold(['restart']);
+  assert.equal(restart.code, 0, restart.stderr + restart.stdout);
+  await waitFor(async () => (await fetch(project.url + '/chat/api/rooms').catch(() => null))?.ok, 'the chat after the restart', 30_000);
+
+  const cid = await ChatUser.guest(project.url, 'cid');
+  users.push(cid);
+  const after = await cid.ok('join', { room: 'lobby' });
+  assert.deepEqual(
+    after.joined.history.map((e: { text: string }) => e.text),
+    ['hello 1', 'hello 2', 'hello 3', 'hello 4', 'restarting'],
+  );
+});
