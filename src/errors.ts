@@ -73,6 +73,8 @@ const definitions = {
   KOBOLD_ERR_JOBS_CANCELLED: { template: 'run {id} was cancelled' },
   KOBOLD_ERR_JOBS_INTERRUPTED: { template: 'run {id} was cut off by a daemon stop' },
   KOBOLD_ERR_JOBS_RESULT_TOO_LARGE: { template: 'result of task "{task}" is {size} bytes, over the limit of {limit}' },
+  KOBOLD_ERR_JOBS_UNAVAILABLE: { template: 'the job service is not reachable at {socket}: {reason}', status: 503 },
+  KOBOLD_ERR_JOBS_DISABLED: { template: 'jobs are not configured (set jobs.taskModules in the config)', status: 404 },
   // --- shared memory
   KOBOLD_ERR_SHM_UNAVAILABLE: { template: 'shared memory is unavailable: {reason}' },
   KOBOLD_ERR_SHM_OPTION: { template: 'invalid shared memory option {option}: {reason}' },

@@ -8,5 +8,10 @@ export type { RouteHandler, RouteParams, NodeHandler } from './app/http-routes.j
 export type { MultipartFile, MultipartHandlers } from './app/body.js';
 export type { WsConnection, WsHandler } from './app/websocket.js';
 export type { ListenOptions, LineHandlers } from './app/listeners.js';
+export { defineTask } from './jobs/task.js';
+export type { TaskContext, TaskDefinition, TaskOptions, TaskResources, Backoff, Isolation, OverlapPolicy, MissedPolicy } from './jobs/task.js';
+export type { JobsClient, EnqueueOptions } from './jobs/client.js';
+export type { RunRecord, LogLine, RunError, RunProgress } from './jobs/store.js';
+export type { RunState } from './jobs/states.js';
 export { KoboldError, isKoboldError } from './errors.js';
 export type { ErrorCode } from './errors.js';

@@ -7,6 +7,8 @@ import { type AppDefinition, isAppDefinition } from './define.js';
 const BUILTIN_APPS: Record<string, () => Promise<{ default: unknown }>> = {
   hello: () => import('./builtin/hello.js'),
   chat: () => import('../apps/chat/app.js'),
+  jobs: () => import('../jobs/jobs-app.js'),
+  tasks: () => import('../jobs/tasks-app.js'),
   'hub-writer': () => import('../hub/writer-app.js'),
 };
 

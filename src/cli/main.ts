@@ -9,6 +9,8 @@ import { SIGNALS } from '../supervisor/signals.js';
 import { attachConsole } from './console-client.js';
 import { ControlError, controlRequest } from './control-client.js';
 import { daemonPid, locateDaemon, startDetached, waitForExit } from './daemon.js';
+import { registerJobsCommands } from './jobs-commands.js';
+import { checkJobsConfig } from '../jobs/configtest.js';
 import { fullStatusTable, statusLine } from './format.js';
 
 /** LSB exit codes for `status`. */
@@ -136,9 +138,13 @@ program
     const config = await loadConfig(loadOptions(options));
     const missing = config.apps.filter((app) => !app.module.startsWith('kobold:') && !existsSync(app.module));
     if (missing.length > 0) fail(`invalid configuration:\n${missing.map((app) => `  apps.${app.name}.module: file not found: ${app.module}`).join('\n')}`);
+    const jobs = await checkJobsConfig(config);
     const services = Object.entries(config.services).map(([name, s]) => `${name} (${s.role}, ${s.workers} workers${s.role === 'http' ? `, ${s.host}:${s.port}` : ''})`);
     print(`config OK: ${config.configFile ?? 'defaults (no config file)'}\n  services: ${services.join(', ')}\n  apps: ${config.apps.map((a) => a.name).join(', ')}`);
+    if (jobs !== null) print(`  ${jobs}`);
   });
+
+registerJobsCommands(program, configOption);
 
 async function start(options: CommonOptions): Promise<void> {
   const config = await loadConfig(loadOptions(options));

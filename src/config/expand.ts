@@ -1,4 +1,5 @@
 import { hubExpansion } from '../hub/expansion.js';
+import { expandJobs } from '../jobs/expand.js';
 import type { AppConfig, KoboldConfig, ServiceConfig } from './schema.js';
 
 /**
@@ -9,7 +10,7 @@ import type { AppConfig, KoboldConfig, ServiceConfig } from './schema.js';
 export type ConfigExpansion = (config: KoboldConfig) => { services?: Record<string, ServiceConfig>; apps?: AppConfig[] };
 
 /** Every feature's expansion, in order. */
-export const CONFIG_EXPANSIONS: ConfigExpansion[] = [hubExpansion];
+export const CONFIG_EXPANSIONS: ConfigExpansion[] = [hubExpansion, expandJobs];
 
 export function expandConfig(config: KoboldConfig, expansions: readonly ConfigExpansion[] = CONFIG_EXPANSIONS): KoboldConfig {
   let result = config;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { jobsConfigSchema } from '../jobs/config.js';
 import { hubConfigSchema } from '../hub/config.js';
 import {
   daemonDefaults,
@@ -182,6 +183,8 @@ export const configSchema = z
     console: z.boolean().default(true),
     services: z.record(name, serviceSchema).prefault({ [DEFAULT_SERVICE_NAME]: {} } as never),
     apps: z.array(appSchema).prefault([{ name: DEFAULT_APP.name, module: DEFAULT_APP.module }] as never),
+    /** Job runner (src/jobs/config.ts, docs/jobs.md): on when `jobs.taskModules` is set. */
+    jobs: jobsConfigSchema,
     /** Real-time hub (src/hub/config.ts, docs/protocol.md). */
     hub: hubConfigSchema,
   })

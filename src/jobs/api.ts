@@ -26,9 +26,10 @@ export interface JobsApi {
   retry(id: number): MaybePromise<RunRecord>;
   /**
    * Replays the run's kept lines, then streams its events until it ends (`end`, then no
-   * more calls). Returns a function that stops watching.
+   * more calls). Returns a function that stops watching. A remote implementation calls
+   * `onError` if it loses the connection before the end.
    */
-  watchRun(id: number, onEvent: (event: WatchEvent) => void): MaybePromise<() => void>;
+  watchRun(id: number, onEvent: (event: WatchEvent) => void, onError?: (error: Error) => void): MaybePromise<() => void>;
 }
 
 /** The in-process implementation, for the `jobs` worker itself. */
@@ -183,15 +184,19 @@ export function jobsRoutes(api: JobsApi, options: JobsHttpOptions): Array<{ meth
   ];
 }
 
-/** One `(req, res)` handler for all the routes; it resolves false when the path is not a jobs route. */
-export function createJobsHttpHandler(api: JobsApi, options: JobsHttpOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+/**
+ * One `(req, res)` handler for all the routes. It answers at once whether the request is a
+ * jobs route (false: leave it to others), and then answers the request itself; every route
+ * handles its own errors.
+ */
+export function createJobsHttpHandler(api: JobsApi, options: JobsHttpOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const router = createRouter({ ignoreTrailingSlash: true });
   for (const route of jobsRoutes(api, options)) router.on(route.method, route.path, route.handler);
-  return async (req, res) => {
+  return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const found = router.find(req.method as HTTPMethod, path);
     if (!found) return false;
-    await found.handler(req, res, found.params, found.store, {});
+    void found.handler(req, res, found.params, found.store, {});
     return true;
   };
 }
@@ -200,10 +205,14 @@ export function createJobsHttpHandler(api: JobsApi, options: JobsHttpOptions): (
 async function follow(api: JobsApi, id: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
   await api.show(id); // a 404 before the stream starts
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-  const stop = await api.watchRun(id, (event) => {
-    res.write(`${JSON.stringify(event)}\n`);
-    if (event.type === 'end') res.end();
-  });
+  const stop = await api.watchRun(
+    id,
+    (event) => {
+      res.write(`${JSON.stringify(event)}\n`);
+      if (event.type === 'end') res.end();
+    },
+    () => res.destroy(),
+  );
   req.once('close', stop);
 }
 

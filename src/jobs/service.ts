@@ -29,8 +29,8 @@ export interface JobsService {
   readonly dispatcher: Dispatcher;
   readonly scheduler: Scheduler;
   readonly api: JobsApi;
-  /** Serves /api/jobs...; resolves false for any other path. */
-  handleHttp(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  /** Serves /api/jobs...; returns false for any other path. */
+  handleHttp(req: IncomingMessage, res: ServerResponse): boolean;
   /** Report every task worker exit (pid, code, signal): it completes the record of a run it took down. */
   workerExited(pid: number, code: number | null, signal: string | null): void;
   close(): Promise<void>;

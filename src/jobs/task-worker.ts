@@ -3,10 +3,10 @@
 // given, forwarding log lines, stdout/stderr, progress and the outcome of each run.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { Socket } from 'node:net';
 import pino from 'pino';
 import { KoboldError } from '../errors.js';
+import { connectWithRetry } from './unix-socket.js';
 import { loadTaskModules, type TaskRegistry } from './registry.js';
 import type { TaskContext, TaskResources } from './task.js';
 import { toRunError, WireConnection, type FromWorker, type ToWorker } from './wire.js';
@@ -38,6 +38,8 @@ export type TaskWorkerEnd = 'drained' | 'disconnected' | 'stopped' | 'protocol-e
 export interface TaskWorkerHandle {
   /** Resolves once the worker is done: its host should then exit (the supervisor replaces it). */
   readonly closed: Promise<TaskWorkerEnd>;
+  /** Takes no more runs, lets the ones in progress finish, then disconnects; resolves with `closed`. */
+  drain(): Promise<TaskWorkerEnd>;
   /** Aborts the runs in progress and disconnects. */
   stop(): void;
 }
@@ -61,7 +63,7 @@ interface ActiveRun {
 export async function runTaskWorker(options: TaskWorkerOptions): Promise<TaskWorkerHandle> {
   const settings = { ...defaults, ...stripUndefined(options) };
   const tasks = options.tasks ?? (await loadTaskModules(options.taskModules ?? [], options.baseDir));
-  const socket = await connectWithRetry(settings.socketPath, settings.connectTimeoutMs);
+  const socket = await connectToDispatcher(settings.socketPath, settings.connectTimeoutMs);
   const active = new Map<number, ActiveRun>();
   let runsStarted = 0;
   let draining = false;
@@ -109,10 +111,7 @@ export async function runTaskWorker(options: TaskWorkerOptions): Promise<TaskWor
     const run: ActiveRun = { controller: new AbortController(), timeoutMs: message.timeoutMs, partial: { stdout: '', stderr: '' } };
     active.set(runId, run);
     runsStarted += 1;
-    if (settings.maxRuns > 0 && runsStarted >= settings.maxRuns && !draining) {
-      draining = true;
-      wire.send({ kind: 'draining' });
-    }
+    if (settings.maxRuns > 0 && runsStarted >= settings.maxRuns) startDraining();
     try {
       const task = tasks.get(message.task);
       if (!task) throw new KoboldError('KOBOLD_ERR_JOBS_UNKNOWN_TASK', { task: message.task });
@@ -152,6 +151,12 @@ export async function runTaskWorker(options: TaskWorkerOptions): Promise<TaskWor
     }
   }
 
+  function startDraining(): void {
+    if (draining) return;
+    draining = true;
+    wire.send({ kind: 'draining' });
+  }
+
   function flushPartial(runId: number, run: ActiveRun): void {
     for (const stream of ['stdout', 'stderr'] as const) if (run.partial[stream] !== '') capture(runId, stream, '\n');
   }
@@ -159,6 +164,14 @@ export async function runTaskWorker(options: TaskWorkerOptions): Promise<TaskWor
   wire.send({ kind: 'hello', pid: process.pid, concurrency: settings.concurrency, tasks: [...tasks.keys()] });
   return {
     closed,
+    drain() {
+      startDraining();
+      if (active.size === 0) {
+        end ??= 'drained';
+        wire.close();
+      }
+      return closed;
+    },
     stop() {
       end ??= 'stopped';
       wire.close();
@@ -210,25 +223,11 @@ function uncaptureOutput(capture: Capture): void {
   process.stderr.write = originalWrites.stderr;
 }
 
-async function connectWithRetry(socketPath: string, timeoutMs: number): Promise<Socket> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const socket = connect(socketPath);
-        socket.once('connect', () => {
-          socket.off('error', reject);
-          resolve(socket);
-        });
-        socket.once('error', reject);
-      });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() >= deadline) {
-        throw new KoboldError('KOBOLD_ERR_JOBS_WIRE', { reason: `cannot reach the dispatcher at ${socketPath}: ${(error as Error).message}` });
-      }
-      await sleep(100);
-    }
+async function connectToDispatcher(socketPath: string, timeoutMs: number): Promise<Socket> {
+  try {
+    return await connectWithRetry(socketPath, timeoutMs);
+  } catch (error) {
+    throw new KoboldError('KOBOLD_ERR_JOBS_WIRE', { reason: `cannot reach the dispatcher at ${socketPath}: ${(error as Error).message}` });
   }
 }
 

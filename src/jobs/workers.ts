@@ -4,11 +4,11 @@
 // messages, and workers that went away (with their exit code or signal when known).
 
 import { fork, type ChildProcess } from 'node:child_process';
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { KoboldError } from '../errors.js';
 import { taskWorkerEnvKey, type TaskWorkerOptions } from './task-worker.js';
+import { listenPrivate } from './unix-socket.js';
 import { WireConnection, type FromWorker, type ToWorker } from './wire.js';
 
 export interface WorkerExit {
@@ -77,16 +77,8 @@ export class Workers {
   ) {}
 
   async listen(): Promise<void> {
-    removeStaleSocket(this.options.socketPath);
     const server = createServer((socket) => this.accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    chmodSync(this.options.socketPath, 0o600);
+    await listenPrivate(server, this.options.socketPath);
     this.server = server;
   }
 
@@ -217,12 +209,4 @@ export class Workers {
 export function describeExit(exit: WorkerExit | undefined): string {
   if (!exit) return 'exit status unknown';
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-}
-
-function removeStaleSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch {
-    // Nothing there.
-  }
 }

@@ -14,7 +14,7 @@ const apiKey = 'secret-key';
 async function withService(body: (ctx: { service: JobsService; call: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any; headers: Headers }> }) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kobold-jobs-api-'));
   const service = await startJobsService({ runDir: dir, taskModules: [fixtureTasks], apiKeys: [apiKey], maxQueued: 5, abortGraceMs: 100, drainTimeoutMs: 0 });
-  const server: Server = createServer((req, res) => void service.handleHttp(req, res).then((handled) => handled || res.writeHead(404).end()));
+  const server: Server = createServer((req, res) => void (service.handleHttp(req, res) || res.writeHead(404).end()));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   const worker: ChildProcess = forkTaskWorker(service.settings.socketPath);

@@ -1,0 +1,43 @@
+// The built-in app `kobold:tasks`, run by every worker of the `tasks` pool: a task worker
+// that imported the task modules once and takes runs from the dispatcher. When it ends on
+// its own (its run limit, or the dispatcher went away) the process exits and the
+// supervisor starts a fresh one.
+
+import { defineApp } from '../app/define.js';
+import { dispatcherOptions, taskModulesBaseDir } from './config.js';
+import { jobsHostOf } from './feature.js';
+import { fillJobsOptions } from './options.js';
+import { runTaskWorker } from './task-worker.js';
+
+/** How long a pool worker waits for the dispatcher, which starts at the same time. */
+const connectTimeoutMs = 20_000;
+
+export default defineApp({
+  name: 'kobold:tasks',
+  async setup(ctx) {
+    const host = jobsHostOf(ctx.jobs);
+    const { config } = host;
+    const worker = await runTaskWorker({
+      socketPath: fillJobsOptions(dispatcherOptions(config, host.runDir, host.configFile)).socketPath,
+      taskModules: config.taskModules,
+      baseDir: taskModulesBaseDir(host.configFile),
+      concurrency: config.pool.concurrency,
+      maxRuns: config.pool.maxRuns,
+      maxResultBytes: config.maxResultBytes,
+      connectTimeoutMs,
+    });
+    let draining = false;
+    ctx.onDrain(async () => {
+      draining = true;
+      await worker.drain();
+    });
+    ctx.onClose(() => worker.stop());
+    void worker.closed.then((end) => {
+      if (draining) return;
+      ctx.logger.info(`task worker ended (${end}): exiting so that the supervisor starts a fresh one`);
+      const exit = (): never => process.exit(0);
+      setTimeout(exit, 1000).unref();
+      ctx.logger.flush(exit);
+    });
+  },
+});
