@@ -2,7 +2,7 @@
 // Runs Kobold's hub (memory backend, one process) and a bare `ws` broadcast (one send per
 // client per message) side by side, and prints deliveries per server CPU-second and ratios.
 // The clients run in a child process so they do not share the server's event loop.
-//   node --import tsx bench/hub/fanout.ts [clients=1000] [messages=200] [burst=10]
+//   node --import tsx bench/hub/fanout.bench.ts [clients=1000] [messages=200] [burst=10]
 import { fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
