@@ -18,8 +18,10 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limitBytes) {
+        // Answer now; Node reads and discards the rest after the reply, so the client,
+        // still sending, does not get a reset instead of the 413.
         req.removeAllListeners('data');
-        req.resume(); // discard the rest; the reply closes the connection
+        req.resume();
         reject(new KoboldError('KOBOLD_ERR_BODY_TOO_LARGE', { limit: limitBytes }));
         return;
       }

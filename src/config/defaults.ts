@@ -50,7 +50,6 @@ export const httpDefaults = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   maxConnections: 10_000,
-  drainIdleCloseMs: 500,
   maxBodyBytes: 1024 * 1024,
   maxFileBytes: 10 * 1024 * 1024,
   maxFiles: 10,

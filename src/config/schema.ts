@@ -71,7 +71,6 @@ export const httpSchema = z
     headersTimeoutMs: positiveMs.default(httpDefaults.headersTimeoutMs),
     requestTimeoutMs: nonNegative.default(httpDefaults.requestTimeoutMs),
     maxConnections: z.number().int().positive().default(httpDefaults.maxConnections),
-    drainIdleCloseMs: positiveMs.default(httpDefaults.drainIdleCloseMs),
     /** Largest request body the body helpers accept (413 above). */
     maxBodyBytes: z.number().int().positive().default(httpDefaults.maxBodyBytes),
     /** Multipart uploads: per file, files per request, non-file fields per request. */

@@ -11,10 +11,6 @@ import type { AppResolver } from '../app/resolver.js';
 interface ConnectionState {
   /** Until the first request's headers arrive (slow-header clients, slowloris). */
   headersTimer: NodeJS.Timeout | undefined;
-  active: number;
-  idleSince: number;
-  /** Handed to the WebSocket side, which closes it itself. */
-  upgraded: boolean;
 }
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
@@ -29,8 +25,6 @@ export function sendError(res: ServerResponse, error: KoboldError): void {
   }
   const body = JSON.stringify({ error: error.toJSON() });
   const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
-  // The rest of an oversize body is still on the wire: don't read it, close after replying.
-  if (error.status === 413) headers.connection = 'close';
   res.writeHead(error.status ?? 500, headers);
   res.end(body);
 }
@@ -98,21 +92,21 @@ export class WorkerHttpServer {
     for (const res of this.openResponses) if (!res.headersSent) res.setHeader('connection', 'close');
   }
 
-  /** Resolves when every connection has closed; idle ones are closed after `drainIdleCloseMs`. */
+  /**
+   * Resolves when every connection has closed. Busy ones close after their response
+   * (`Connection: close`); idle keep-alive ones at their keep-alive timeout, which clients
+   * know from the `Keep-Alive` header — closing them sooner would race a request already
+   * on its way.
+   */
   drained(): Promise<void> {
     return new Promise((resolve) => {
-      const sweep = () => {
-        const now = Date.now();
-        for (const [socket, state] of this.connections) {
-          if (!state.upgraded && state.active === 0 && now - state.idleSince >= this.options.drainIdleCloseMs) socket.end();
-        }
-        if (this.connections.size === 0) {
-          clearInterval(timer);
-          resolve();
-        }
+      const check = () => {
+        if (this.connections.size > 0) return;
+        clearInterval(timer);
+        resolve();
       };
-      const timer = setInterval(sweep, Math.max(10, this.options.drainIdleCloseMs / 4));
-      sweep();
+      const timer = setInterval(check, 50);
+      check();
     });
   }
 
@@ -130,7 +124,7 @@ export class WorkerHttpServer {
       socket.end(rawError('408 Request Timeout', error));
       socket.destroySoon();
     }, this.options.headersTimeoutMs);
-    this.connections.set(socket, { headersTimer, active: 0, idleSince: Date.now(), upgraded: false });
+    this.connections.set(socket, { headersTimer });
     socket.once('close', () => {
       clearTimeout(headersTimer);
       this.connections.delete(socket);
@@ -138,11 +132,7 @@ export class WorkerHttpServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const state = this.connections.get(req.socket);
-    if (state !== undefined) {
-      clearTimeout(state.headersTimer);
-      state.active += 1;
-    }
+    clearTimeout(this.connections.get(req.socket)?.headersTimer);
     this.inFlight += 1;
     this.openResponses.add(res);
     if (this.draining) res.setHeader('connection', 'close');
@@ -151,20 +141,12 @@ export class WorkerHttpServer {
       this.requests += 1;
       this.lastActiveAt = Date.now();
       this.openResponses.delete(res);
-      if (state !== undefined) {
-        state.active -= 1;
-        state.idleSince = this.lastActiveAt;
-      }
     });
     this.dispatch(req, res);
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const state = this.connections.get(req.socket);
-    if (state !== undefined) {
-      clearTimeout(state.headersTimer);
-      state.upgraded = true;
-    }
+    clearTimeout(this.connections.get(req.socket)?.headersTimer);
     if (this.draining || !this.onUpgrade(req, socket, head)) {
       const path = (req.url ?? '/').split('?')[0];
       const error = this.draining
