@@ -1,31 +1,36 @@
 // Job runner benchmark: start latency (enqueue -> task code running), p50/p99, for a warm
 // pool worker and for a fresh process per run; and no-op jobs/s through the whole path
-// (SQLite record, socket, worker, result). Run: node --import tsx bench/jobs/latency.bench.ts
-//
-// Each system under test implements `JobSystem`. BullMQ goes in `systems` once a
-// redis-server is available to the benchmark (it is not installed on this machine yet):
-// implement JobSystem with a BullMQ Queue + Worker in this file's process pair, and the
-// table below prints it side by side with ratios.
+// (record, socket, worker, result), Kobold (SQLite) and BullMQ (a local redis-server) side by
+// side, 2 worker processes each, everything on loopback. Run: npm run bench -- bench/jobs/latency.bench.ts
+// (bench/jobs/setup.sh installs redis-server from Debian when it is missing.)
 
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Queue, QueueEvents } from 'bullmq';
 import { startJobsService, type JobsService } from '../../src/jobs/service.js';
 import { taskWorkerEnvKey } from '../../src/jobs/task-worker.js';
 
 const hardStop = setTimeout(() => {
-  console.error('benchmark exceeded its 60 s budget; stopping');
+  console.error('benchmark exceeded its 120 s budget; stopping');
   process.exit(1);
-}, 60_000);
+}, 120_000);
 hardStop.unref();
+
+/** Kills what the benchmark started (by pid), however it ends. */
+const cleanups: Array<() => void> = [];
+process.on('exit', () => {
+  for (const stop of cleanups) stop();
+});
 
 interface JobSystem {
   name: string;
   start(): Promise<void>;
-  /** ms from enqueue to the task's code running, one run at a time. */
-  startLatency(task: 'warm' | 'fresh', runs: number): Promise<number[]>;
+  /** ms from enqueue to the task's code running, one run at a time; null where the system has no such mode. */
+  startLatency(task: 'warm' | 'fresh', runs: number): Promise<number[] | null>;
   /** No-op jobs completed per second with `total` enqueued at once. */
   throughput(total: number): Promise<number>;
   stop(): Promise<void>;
@@ -61,6 +66,7 @@ function kobold(poolWorkers: number): JobSystem {
         });
         child.on('exit', (code, signal) => service.workerExited(child.pid!, code, signal));
         children.push(child);
+        cleanups.push(() => child.kill('SIGKILL'));
       }
       while (service.dispatcher.depth().workers < poolWorkers) await new Promise((resolve) => setTimeout(resolve, 20));
     },
@@ -89,25 +95,114 @@ function kobold(poolWorkers: number): JobSystem {
   };
 }
 
+/** BullMQ with its own redis-server on an ephemeral port and a temp dir, killed by pid at the end. */
+function bullmq(workers: number): JobSystem {
+  const dir = mkdtempSync(join(tmpdir(), 'kobold-bench-redis-'));
+  const children: ChildProcess[] = [];
+  let redis: ChildProcess;
+  let queue: Queue;
+  let events: QueueEvents;
+
+  return {
+    name: `bullmq (${workers} workers)`,
+    async start() {
+      execFileSync('bash', [fileURLToPath(new URL('./setup.sh', import.meta.url))], { stdio: 'inherit' });
+      const port = await freePort();
+      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      cleanups.push(() => redis.kill('SIGKILL'));
+      await waitForPort(port);
+      const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
+      queue = new Queue('bench', { connection });
+      events = new QueueEvents('bench', { connection });
+      await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+      for (let i = 0; i < workers; i++) {
+        const child = fork(fileURLToPath(new URL('./bullmq-worker.ts', import.meta.url)), [], {
+          env: { ...process.env, REDIS_PORT: String(port) },
+          execArgv: ['--import', import.meta.resolve('tsx')],
+        });
+        children.push(child);
+        cleanups.push(() => child.kill('SIGKILL'));
+        await new Promise((resolve) => child.once('message', resolve));
+      }
+    },
+    async startLatency(kind, runs) {
+      if (kind === 'fresh') return null;
+      const latencies: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const enqueuedAt = performance.timeOrigin + performance.now();
+        const job = await queue.add('stamp', {});
+        const result = (await job.waitUntilFinished(events)) as { at: number };
+        latencies.push(result.at - enqueuedAt);
+      }
+      return latencies;
+    },
+    async throughput(total) {
+      let completed = 0;
+      const done = new Promise<void>((resolve) => {
+        const onCompleted = () => {
+          completed += 1;
+          if (completed === total) {
+            events.off('completed', onCompleted);
+            resolve();
+          }
+        };
+        events.on('completed', onCompleted);
+      });
+      const started = performance.now();
+      for (let i = 0; i < total; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, total - i) }, () => ({ name: 'noop', data: {}, opts: { removeOnComplete: true } })));
+      await done;
+      return total / ((performance.now() - started) / 1000);
+    },
+    async stop() {
+      for (const child of children) child.kill('SIGKILL');
+      await Promise.all([queue.close(), events.close()]);
+      redis.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => (socket.destroy(), resolve(true))).once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`redis-server did not listen on ${port}`);
+}
+
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-const systems: JobSystem[] = [kobold(2)];
-const rows: Array<{ system: string; measure: string; value: number; unit: string }> = [];
+const systems: JobSystem[] = [kobold(2), bullmq(2)];
+const rows: Array<{ system: string; measure: string; value: number | null; unit: string }> = [];
 for (const system of systems) {
   await system.start();
   try {
-    await system.startLatency('warm', 50); // warm-up: JIT, SQLite page cache
-    const warm = await system.startLatency('warm', 1000);
+    await system.startLatency('warm', 50); // warm-up: JIT, page caches
+    const warm = (await system.startLatency('warm', 1000))!;
     const fresh = await system.startLatency('fresh', 15);
+    await system.throughput(500); // warm-up
     const jobsPerSecond = await system.throughput(5000);
     rows.push(
       { system: system.name, measure: 'start latency warm p50', value: percentile(warm, 50), unit: 'ms' },
       { system: system.name, measure: 'start latency warm p99', value: percentile(warm, 99), unit: 'ms' },
-      { system: system.name, measure: 'start latency fresh p50', value: percentile(fresh, 50), unit: 'ms' },
-      { system: system.name, measure: 'start latency fresh p99', value: percentile(fresh, 99), unit: 'ms' },
+      { system: system.name, measure: 'start latency fresh p50', value: fresh && percentile(fresh, 50), unit: 'ms' },
+      { system: system.name, measure: 'start latency fresh p99', value: fresh && percentile(fresh, 99), unit: 'ms' },
       { system: system.name, measure: 'no-op jobs/s (5000 at once)', value: jobsPerSecond, unit: 'jobs/s' },
     );
   } finally {
@@ -115,8 +210,15 @@ for (const system of systems) {
   }
 }
 
-console.log('\njob runner benchmark');
-for (const row of rows) console.log(`${row.system.padEnd(28)} ${row.measure.padEnd(30)} ${row.value.toFixed(row.unit === 'ms' ? 3 : 0).padStart(10)} ${row.unit}`);
-const value = (measure: string): number => rows.find((row) => row.measure === measure)!.value;
-console.log(`\nfresh process / warm worker, p50 start latency: ${(value('start latency fresh p50') / value('start latency warm p50')).toFixed(0)}x`);
-console.log('BullMQ: not measured (needs a local redis-server; see the note at the top of this file)');
+console.log('\njob runner benchmark (2 worker processes each; loopback)');
+for (const row of rows) {
+  const shown = row.value === null ? 'n/a'.padStart(10) : row.value.toFixed(row.unit === 'ms' ? 3 : 0).padStart(10);
+  console.log(`${row.system.padEnd(28)} ${row.measure.padEnd(30)} ${shown} ${row.unit}`);
+}
+const value = (system: JobSystem, measure: string): number => rows.find((row) => row.system === system.name && row.measure === measure)!.value!;
+const [koboldSystem, bullSystem] = systems as [JobSystem, JobSystem];
+console.log(`\nkobold fresh process / warm worker, p50 start latency: ${(value(koboldSystem, 'start latency fresh p50') / value(koboldSystem, 'start latency warm p50')).toFixed(0)}x`);
+console.log(`bullmq / kobold, warm p50 start latency: ${(value(bullSystem, 'start latency warm p50') / value(koboldSystem, 'start latency warm p50')).toFixed(2)}x`);
+console.log(`bullmq / kobold, warm p99 start latency: ${(value(bullSystem, 'start latency warm p99') / value(koboldSystem, 'start latency warm p99')).toFixed(2)}x`);
+console.log(`kobold / bullmq, no-op jobs/s: ${(value(koboldSystem, 'no-op jobs/s (5000 at once)') / value(bullSystem, 'no-op jobs/s (5000 at once)')).toFixed(2)}x`);
+process.exit(0);
