@@ -1,8 +1,7 @@
-// Example task module: load it in the jobs service (`taskModules: ['examples/tasks/reports.ts']`).
-// Once the lead exports `defineTask` from the package, import it from 'kobold' instead.
+// Example task module: name it in the config (`jobs: { taskModules: ['examples/tasks/reports.ts'] }`).
+import { defineTask } from 'kobold';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineTask } from '../../src/jobs/task.js';
 
 /** On request: `kobold run send-report --json '{"to":"ops@example.com"}' --wait`. */
 export const sendReport = defineTask({
