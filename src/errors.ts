@@ -143,6 +143,11 @@ export function errorCodes(): ErrorCode[] {
   return Object.keys(definitions) as ErrorCode[];
 }
 
+/** Every code with its template, status and close code, in declaration order (for docs/errors.md). */
+export function errorCatalog(): { code: ErrorCode; template: string; status?: number; closeCode?: number }[] {
+  return Object.entries(definitions).map(([code, definition]) => ({ code: code as ErrorCode, ...(definition as ErrorDefinition) }));
+}
+
 function formatTemplate(template: string, params: ErrorParams): string {
   return template.replace(/\{(\w+)\}/g, (_, key: string) => String(params[key] ?? `{${key}}`));
 }

@@ -109,7 +109,8 @@ export const serviceSchema = z
     /** Workers at start; defaults to maxWorkers. */
     workers: z.number().int().positive().optional(),
     minWorkers: z.number().int().positive().default(serviceDefaults.minWorkers),
-    maxWorkers: z.number().int().positive().default(serviceDefaults.maxWorkers),
+    /** Defaults to the number of cores (1 for a singleton). */
+    maxWorkers: z.number().int().positive().optional(),
     limits: limitsSchema,
     restart: restartSchema,
     scaling: scalingSchema,
@@ -120,8 +121,9 @@ export const serviceSchema = z
   // Cross-field checks run even when another field failed, so one pass reports every problem.
   .superRefine(
     (service, ctx) => {
-      const { minWorkers: min, maxWorkers: max, workers, role } = service as Partial<Record<'minWorkers' | 'maxWorkers' | 'workers' | 'role', unknown>>;
-      if (role === 'singleton' && [min, max, workers].some((n) => n !== undefined && n !== 1)) {
+      const { minWorkers: min, maxWorkers: givenMax, workers, role } = service as Partial<Record<'minWorkers' | 'maxWorkers' | 'workers' | 'role', unknown>>;
+      const max = givenMax ?? (role === 'singleton' ? 1 : serviceDefaults.maxWorkers);
+      if (role === 'singleton' && [min, givenMax, workers].some((n) => n !== undefined && n !== 1)) {
         ctx.addIssue({ code: 'custom', path: ['role'], message: 'a singleton service has exactly one worker: leave workers/minWorkers/maxWorkers unset or 1' });
       } else if (typeof min === 'number' && typeof max === 'number' && min > max) {
         ctx.addIssue({ code: 'custom', path: ['minWorkers'], message: `minWorkers (${min}) is above maxWorkers (${max})` });
@@ -134,7 +136,7 @@ export const serviceSchema = z
   .transform((service) =>
     service.role === 'singleton'
       ? { ...service, workers: 1, minWorkers: 1, maxWorkers: 1, scaling: { ...service.scaling, enabled: false } }
-      : { ...service, workers: service.workers ?? service.maxWorkers },
+      : { ...service, maxWorkers: service.maxWorkers ?? serviceDefaults.maxWorkers, workers: service.workers ?? service.maxWorkers ?? serviceDefaults.maxWorkers },
   );
 
 export const appSchema = z

@@ -64,3 +64,12 @@ test('--workers widens min and max so the count fits', async () => {
 test('a missing config file named on the command line is an error', async () => {
   await assert.rejects(loadConfig({ cwd: dir, configFile: 'nope.json', env: {} }), (error) => isKoboldError(error, 'KOBOLD_ERR_CONFIG_NOT_FOUND'));
 });
+
+test('a singleton service has one worker; asking for more is an error', () => {
+  const ok = validateConfig({ services: { web: {}, hub: { role: 'singleton' } } });
+  assert.ok('config' in ok);
+  assert.deepEqual([ok.config.services.hub!.workers, ok.config.services.hub!.minWorkers, ok.config.services.hub!.maxWorkers], [1, 1, 1]);
+  const bad = validateConfig({ services: { web: {}, hub: { role: 'singleton', workers: 2 } } });
+  assert.ok('problems' in bad);
+  assert.deepEqual(bad.problems.map((p) => p.path), ['services.hub.role']);
+});
