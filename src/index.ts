@@ -13,5 +13,7 @@ export type { TaskContext, TaskDefinition, TaskOptions, TaskResources, Backoff, 
 export type { JobsClient, EnqueueOptions } from './jobs/client.js';
 export type { RunRecord, LogLine, RunError, RunProgress } from './jobs/store.js';
 export type { RunState } from './jobs/states.js';
+export type { Hub, Publication } from './hub/types.js';
+export type { ShmApi } from './shm/app-api.js';
 export { KoboldError, isKoboldError } from './errors.js';
 export type { ErrorCode } from './errors.js';
