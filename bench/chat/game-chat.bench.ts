@@ -257,8 +257,7 @@ async function benchKobold(): Promise<PhaseResult[]> {
     for (const player of players) player.close();
     return results;
   } finally {
-    daemon.stop();
-    daemon.remove();
+    stopDaemon(daemon);
   }
 }
 
@@ -294,6 +293,24 @@ async function benchSocketIo(): Promise<PhaseResult[]> {
   } finally {
     child.kill('SIGTERM');
   }
+}
+
+/** `kobold stop --hard`; if the CLI cannot run (dist rebuilt mid-run), SIGKILL the daemon's processes by pid. */
+function stopDaemon(daemon: KoboldDaemon): void {
+  const pids = daemonPids(daemon.dir);
+  try {
+    daemon.stop();
+  } catch (error) {
+    console.error(`kobold stop failed (${(error as Error).message.split('\n')[0]}); killing pids ${pids.join(' ')}`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  daemon.remove();
 }
 
 function socketIoAvailable(): boolean {
