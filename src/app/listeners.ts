@@ -1,6 +1,6 @@
-import { existsSync, unlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { describeError } from '../errors.js';
+import { removeStaleSocket } from '../ipc/unix-socket.js';
 import type { Logger } from '../log/logger.js';
 
 export interface ListenOptions {
@@ -34,6 +34,8 @@ export class Listeners {
     if ((options.port === undefined) === (options.path === undefined)) throw new Error('ctx.listen needs exactly one of "port" or "path"');
     const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const server = createServer((socket) => this.serve(socket, handlers, maxLineBytes));
+    // Not listenUnix: the service's workers share this socket through the master, like a port;
+    // a live file is a sibling worker's.
     if (options.path !== undefined) await removeStaleSocket(options.path);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -85,18 +87,4 @@ export class Listeners {
       }
     });
   }
-}
-
-/** Unlinks a UNIX socket file nobody listens on; leaves a live one (a sibling worker's) alone. */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (!live) unlinkSync(path);
 }

@@ -7,7 +7,7 @@ import type { JobsApi, WatchEvent } from './api.js';
 import { fromWireError, type ApiReply, type ApiRequest } from './api-socket.js';
 import type { EnqueueRequest } from './dispatcher.js';
 import type { LogLine, RunFilter, RunRecord } from './store.js';
-import { connectWithRetry } from './unix-socket.js';
+import { connectWithRetry } from '../ipc/unix-socket.js';
 import { WireConnection } from './wire.js';
 
 export interface JobsApiClientOptions {

@@ -11,7 +11,7 @@ import type { JobsApi, WatchEvent } from './api.js';
 import type { EnqueueRequest } from './dispatcher.js';
 import { runStates } from './states.js';
 import type { RunFilter } from './store.js';
-import { listenPrivate } from './unix-socket.js';
+import { listenUnix } from '../ipc/unix-socket.js';
 import { WireConnection } from './wire.js';
 
 /** Client -> jobs worker. `watch` answers with `event`s until the run ends (or `unwatch`). */
@@ -80,7 +80,7 @@ export async function serveJobsApi(api: JobsApi, options: JobsApiServerOptions):
     socket.on('close', () => sockets.delete(socket));
     serveConnection(api, socket, options);
   });
-  await listenPrivate(server, options.socketPath);
+  await listenUnix(server, options.socketPath);
   return {
     close: () =>
       new Promise<void>((resolve) => {

@@ -6,7 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Socket } from 'node:net';
 import pino from 'pino';
 import { KoboldError } from '../errors.js';
-import { connectWithRetry } from './unix-socket.js';
+import { connectWithRetry } from '../ipc/unix-socket.js';
 import { loadTaskModules, type TaskRegistry } from './registry.js';
 import type { TaskContext, TaskResources } from './task.js';
 import { toRunError, WireConnection, type FromWorker, type ToWorker } from './wire.js';

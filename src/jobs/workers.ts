@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { KoboldError } from '../errors.js';
 import { taskWorkerEnvKey, type TaskWorkerOptions } from './task-worker.js';
-import { listenPrivate } from './unix-socket.js';
+import { listenUnix } from '../ipc/unix-socket.js';
 import { WireConnection, type FromWorker, type ToWorker } from './wire.js';
 
 export interface WorkerExit {
@@ -78,7 +78,7 @@ export class Workers {
 
   async listen(): Promise<void> {
     const server = createServer((socket) => this.accept(socket));
-    await listenPrivate(server, this.options.socketPath);
+    await listenUnix(server, this.options.socketPath);
     this.server = server;
   }
 

@@ -1,9 +1,8 @@
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describeError, KoboldError } from '../errors.js';
 import { CONTROL_COMMANDS, type ControlReply, type ControlRequest } from '../ipc/control.js';
+import { listenUnix, removeSocketFile } from '../ipc/unix-socket.js';
 
 const MAX_LINE_BYTES = 64 * 1024;
 
@@ -23,30 +22,13 @@ export class ControlServer {
 
   /** Listens, replacing a socket file left by a dead daemon (the caller holds the pid file). */
   listen(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // no stale socket
-    }
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.path, () => {
-        this.server.off('error', reject);
-        chmodSync(this.path, 0o600);
-        resolve();
-      });
-    });
+    return listenUnix(this.server, this.path);
   }
 
   close(): void {
     this.server.close();
     for (const socket of this.sockets) socket.destroy();
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // already gone
-    }
+    removeSocketFile(this.path);
   }
 
   private serve(socket: Socket): void {

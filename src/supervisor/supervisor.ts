@@ -1,5 +1,4 @@
 import cluster from 'node:cluster';
-import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_NO_RESPAWN } from '../config/defaults.js';
@@ -8,6 +7,7 @@ import type { AppConfig } from '../config/schema.js';
 import { describeError, KoboldError } from '../errors.js';
 import type { DaemonStatus, FullStatus, ServiceStatus } from '../ipc/control.js';
 import { handle, type ToMaster, type WorkerBoot } from '../ipc/messages.js';
+import { removeSocketFile } from '../ipc/unix-socket.js';
 import type { LogOutput } from '../log/logger.js';
 import { reachedLimit, requestLimitWithJitter } from './limits.js';
 import type { Identity } from './privileges.js';
@@ -333,7 +333,7 @@ export class Supervisor {
     const wasStarting = worker.state === 'starting';
     worker.markExited(code, signal);
     this.workers.delete(worker);
-    if (worker.consoleSocket !== null) removeFile(worker.consoleSocket); // a killed worker leaves its socket
+    if (worker.consoleSocket !== null) removeSocketFile(worker.consoleSocket); // a killed worker leaves its socket
     this.notifyExit(worker, code, signal);
     const how = signal ?? `code ${code}`;
     const service = this.services.get(worker.service);
@@ -508,13 +508,6 @@ export function consoleSocketPath(runDir: string, workerId: number): string {
   return join(runDir, 'console', `${workerId}.sock`);
 }
 
-function removeFile(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // not there
-  }
-}
 
 /** Whether a service's apps are the same in both configs except for their own `config`. */
 function sameAppLayout(before: AppConfig[], after: AppConfig[], service: string): boolean {

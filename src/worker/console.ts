@@ -1,8 +1,7 @@
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
 import repl from 'node:repl';
 import { describeError } from '../errors.js';
+import { listenUnix, removeSocketFile } from '../ipc/unix-socket.js';
 import type { Logger } from '../log/logger.js';
 
 /** The first line `kobold console` sends: whether to run a line-editing terminal REPL. */
@@ -29,30 +28,13 @@ export class DebugConsole {
   }
 
   listen(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    try {
-      unlinkSync(this.path); // each worker id is used once: a file here is left from a killed worker
-    } catch {
-      // none
-    }
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      // exclusive: this worker binds the socket itself instead of sharing it through the master
-      this.server.listen({ path: this.path, exclusive: true }, () => {
-        chmodSync(this.path, 0o600);
-        resolve();
-      });
-    });
+    return listenUnix(this.server, this.path);
   }
 
   close(): void {
     this.server.close();
     for (const socket of this.sessions) socket.destroy();
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // gone
-    }
+    removeSocketFile(this.path);
   }
 
   private session(socket: Socket): void {
