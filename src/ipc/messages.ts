@@ -60,6 +60,8 @@ export type ToMaster =
   | { kind: 'heartbeat'; metrics: WorkerMetrics }
   /** Asks for a service's worker count (kept within its min/max), e.g. a job pool following its queue. */
   | { kind: 'scale'; service: string; workers: number }
+  /** Asks to be replaced like a limit recycle: the new worker starts, then this one is drained. */
+  | { kind: 'recycle'; reason: string }
   /** Asks to be told when a worker of `service` exits. */
   | { kind: 'watch-exits'; service: string };
 

@@ -1,7 +1,7 @@
 // The built-in app `kobold:tasks`, run by every worker of the `tasks` pool: a task worker
 // that imported the task modules once and takes runs from the dispatcher. When it ends on
-// its own (its run limit, or the dispatcher went away) the process exits and the
-// supervisor starts a fresh one.
+// its own (its run limit, or the dispatcher went away) it asks the supervisor to replace it:
+// a fresh worker starts, then this one is drained.
 
 import { defineApp } from '../app/define.js';
 import { dispatcherOptions, taskModulesBaseDir } from './config.js';
@@ -11,6 +11,8 @@ import { runTaskWorker } from './task-worker.js';
 
 /** How long a pool worker waits for the dispatcher, which starts at the same time. */
 const connectTimeoutMs = 20_000;
+/** If no replacement came (the dispatcher is still away), exit and let the restart policy act. */
+const recycleTimeoutMs = 30_000;
 
 export default defineApp({
   name: 'kobold:tasks',
@@ -34,10 +36,12 @@ export default defineApp({
     ctx.onClose(() => worker.stop());
     void worker.closed.then((end) => {
       if (draining) return;
-      ctx.logger.info(`task worker ended (${end}): exiting so that the supervisor starts a fresh one`);
-      const exit = (): never => process.exit(0);
-      setTimeout(exit, 1000).unref();
-      ctx.logger.flush(exit);
+      ctx.logger.info(`task worker ended (${end}): asking for a fresh one`);
+      ctx.supervisor.recycle(`task worker ${end}`);
+      setTimeout(() => {
+        ctx.logger.error(`no replacement within ${recycleTimeoutMs} ms; exiting`);
+        ctx.logger.flush(() => process.exit(1));
+      }, recycleTimeoutMs).unref();
     });
   },
 });

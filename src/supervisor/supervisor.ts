@@ -301,6 +301,11 @@ export class Supervisor {
         },
         reply: (m) => worker.settle(m),
         scale: (m) => this.scaleTo(m.service, m.workers),
+        recycle: (m) => {
+          if (this.state !== 'running' || worker.state !== 'ready' || worker.replacing) return;
+          this.logger.info(`recycling worker ${worker.id} (${service.name}): it asked (${m.reason})`);
+          void this.replace(worker, m.reason);
+        },
         'watch-exits': (m) => this.exitWatchers.add(`${m.service}\n${worker.id}`),
         heartbeat: (m) => {
           worker.metrics = m.metrics;

@@ -18,6 +18,11 @@ export class SupervisorLink {
     this.send({ kind: 'scale', service, workers });
   }
 
+  /** Asks to be replaced gracefully (a run limit reached): this worker is drained once its successor is ready. */
+  recycle(reason: string): void {
+    this.send({ kind: 'recycle', reason });
+  }
+
   /** Calls `listener` whenever a worker of `service` exits; returns a function that stops it. */
   onWorkerExit(service: string, listener: (exit: WorkerExit) => void): () => void {
     let listeners = this.exitListeners.get(service);
