@@ -111,6 +111,8 @@ export const serviceSchema = z
     minWorkers: z.number().int().positive().default(serviceDefaults.minWorkers),
     /** Defaults to the number of cores (1 for a singleton). */
     maxWorkers: z.number().int().positive().optional(),
+    /** Overrides the daemon's heartbeatTimeoutMs for this service (e.g. workers running long CPU-bound tasks). */
+    heartbeatTimeoutMs: positiveMs.optional(),
     limits: limitsSchema,
     restart: restartSchema,
     scaling: scalingSchema,

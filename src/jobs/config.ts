@@ -25,6 +25,11 @@ export const jobsPoolDefaults = {
   maxMemoryMb: 0,
   /** How long the queue must stay short before the pool shrinks. */
   scaleDownDelayMs: 10_000,
+  /**
+   * A task worker whose event loop is blocked this long (a CPU-bound task) is killed as hung.
+   * Longer than the daemon's default, since a task may compute; its own `timeoutMs` still applies.
+   */
+  heartbeatTimeoutMs: 300_000,
 };
 
 const count = z.number().int().min(1);
@@ -37,6 +42,7 @@ const poolSchema = z
     maxRuns: z.number().int().min(0).default(jobsPoolDefaults.maxRuns),
     maxMemoryMb: z.number().int().min(0).default(jobsPoolDefaults.maxMemoryMb),
     scaleDownDelayMs: z.number().int().min(0).default(jobsPoolDefaults.scaleDownDelayMs),
+    heartbeatTimeoutMs: z.number().int().positive().default(jobsPoolDefaults.heartbeatTimeoutMs),
   })
   .prefault({})
   .refine((pool) => pool.minWorkers <= pool.maxWorkers, { message: 'minWorkers must not be above maxWorkers', path: ['minWorkers'] });

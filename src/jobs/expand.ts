@@ -18,6 +18,7 @@ export const expandJobs: ConfigExpansion = (config) => {
         maxWorkers: pool.maxWorkers,
         workers: pool.minWorkers,
         limits: { maxMemoryMb: pool.maxMemoryMb },
+        heartbeatTimeoutMs: pool.heartbeatTimeoutMs,
         // The dispatcher sizes the pool from its queue; load-based scaling would fight it.
         scaling: { enabled: false },
       }),

@@ -439,7 +439,8 @@ export class Supervisor {
   private watch(): void {
     const now = Date.now();
     for (const worker of this.workers) {
-      if (worker.state === 'exited' || now - worker.lastHeartbeatAt <= this.config.heartbeatTimeoutMs) continue;
+      const timeoutMs = this.services.get(worker.service)?.config.heartbeatTimeoutMs ?? this.config.heartbeatTimeoutMs;
+      if (worker.state === 'exited' || now - worker.lastHeartbeatAt <= timeoutMs) continue;
       this.logger.error(`worker ${worker.id} (${worker.service}, pid ${worker.pid}) sent no heartbeat for ${now - worker.lastHeartbeatAt} ms; killing it`);
       worker.lastHeartbeatAt = now; // one kill per timeout
       worker.kill('SIGKILL');
