@@ -1,15 +1,18 @@
 // The hub's single writer: runs in the `hub` singleton service, assigns offsets, keeps
-// history and presence, and streams the log to every web worker over a UNIX socket.
-// Web workers connect with connectHub() (backends/socket.ts).
+// history and presence, and streams the log to every web worker over a UNIX socket, or,
+// with a ring (the `shm` backend), writes it once to shared memory that the workers that
+// ask for it (`readRing`) read themselves (ring-log.ts, backends/shm.ts).
+// Web workers connect with connectHub() (backends/socket.ts) or connectHubLog() (backends/shm.ts).
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { describeError, isKoboldError, KoboldError } from '../errors.js';
-import { MemoryBackend, type StreamSnapshot } from './backends/memory.js';
+import { MemoryBackend, type MemoryBackendOptions, type StreamSnapshot } from './backends/memory.js';
+import { RingLog, type RingLogOptions } from './ring-log.js';
 import { BatchWriter } from './turn.js';
-import type { HubBackend, NamespaceOptions, PresenceEntry } from './types.js';
+import type { HubBackend, NamespaceOptions, PresenceEntry, PublishOptions, StreamPosition } from './types.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   encodeJson,
@@ -37,6 +40,12 @@ export interface HubLogServerOptions {
   beforeHandOver?: () => Promise<void>;
   /** How long a take-over may take. Default 10 s. */
   takeOverTimeoutMs?: number;
+  /**
+   * Write the log to this shared-memory ring (the `shm` backend) instead of sending it over
+   * the socket to workers that read the ring. Its content rebuilds the streams at start
+   * when no predecessor hands over.
+   */
+  ring?: RingLogOptions;
 }
 
 export interface HubLogServer {
@@ -71,6 +80,8 @@ export const logRequest = z.discriminatedUnion('op', [
   z.object({ op: z.literal('presenceCounts'), channel: z.string() }),
   /** From a new writer: stop, and answer every stream (StreamSnapshot[]). */
   z.object({ op: z.literal('handOver') }),
+  /** From a worker that reads the ring named in the hello: stop sending it publications. */
+  z.object({ op: z.literal('readRing') }),
 ]);
 export type LogRequest = z.infer<typeof logRequest>;
 
@@ -80,6 +91,8 @@ class WorkerLink {
   readonly decoder: FrameDecoder;
   /** Presence entries this worker added, removed when it goes. */
   readonly presence = new Map<string, { channel: string; clientId: string }>();
+  /** The worker reads publications from the ring, not from this socket. */
+  viaRing = false;
 
   constructor(
     readonly socket: Socket,
@@ -95,24 +108,30 @@ class WorkerLink {
 export async function startHubLogServer(options: HubLogServerOptions): Promise<HubLogServer> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const maxBuffered = options.maxBufferedBytesPerWorker ?? 64 * 1024 * 1024;
-  const backend = new MemoryBackend({ namespaces: options.namespaces });
+  let ringLog: RingLog | null = null;
+  const backend = new WriterState({ namespaces: options.namespaces }, (channel, data, info) => ringLog?.checkFits(channel, data, info));
   const instance = randomBytes(6).toString('base64url');
   const links = new Set<WorkerLink>();
   /** Set once a successor asked for the log: frames that arrive after that are not applied. */
   let handingOver = false;
   let successorAsked = false;
 
-  const broadcast = (frame: Buffer): void => {
-    for (const link of links) {
-      link.writer.push(frame);
-      if (link.socket.writableLength > maxBuffered) {
-        logger.warn({ bufferedBytes: link.socket.writableLength }, 'hub: a worker reads too slowly; cutting it off');
-        link.socket.destroy();
-      }
+  const send = (link: WorkerLink, frame: Buffer): void => {
+    link.writer.push(frame);
+    if (link.socket.writableLength > maxBuffered) {
+      logger.warn({ bufferedBytes: link.socket.writableLength }, 'hub: a worker reads too slowly; cutting it off');
+      link.socket.destroy();
     }
   };
-  backend.onPublication((publication) => broadcast(encodePublication(publication)));
-  backend.onPresence((event) => broadcast(encodeJson(FrameKind.presence, JSON.stringify(event))));
+  backend.onPublication((publication) => {
+    ringLog?.append(publication);
+    let frame: Buffer | undefined; // encoded once, and only when a worker reads the socket
+    for (const link of links) if (!link.viaRing) send(link, (frame ??= encodePublication(publication)));
+  });
+  backend.onPresence((event) => {
+    const frame = encodeJson(FrameKind.presence, JSON.stringify(event));
+    for (const link of links) send(link, frame);
+  });
 
   const answer = (link: WorkerLink, request: LogRequest): unknown => {
     switch (request.op) {
@@ -135,6 +154,10 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
         return backend.presenceCountsNow(request.channel);
       case 'handOver':
         throw new KoboldError('KOBOLD_ERR_HUB_WIRE', { reason: 'handOver is answered by handOver()' });
+      case 'readRing':
+        if (ringLog === null) throw new KoboldError('KOBOLD_ERR_HUB_WIRE', { reason: 'this log server writes no ring' });
+        link.viaRing = true;
+        return null;
     }
   };
 
@@ -154,6 +177,7 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
     }
     handingOver = true;
     server.close();
+    await ringLog?.close(); // the successor becomes the ring's writer and rings its doorbell
     successor.writer.push(encodeSequenced(FrameKind.reply, seq, JSON.stringify(backend.exportStreams())));
     for (const link of links) {
       link.writer.flush();
@@ -170,7 +194,13 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
         fail(link, frame.seq, new KoboldError('KOBOLD_ERR_HUB_WIRE', { reason: `publisher info is not JSON: ${describeError(error)}` }));
         return;
       }
-      const assigned = backend.publishNow(frame.channel, frame.data, { info });
+      let assigned: StreamPosition;
+      try {
+        assigned = backend.publishNow(frame.channel, frame.data, { info });
+      } catch (error) {
+        fail(link, frame.seq, error);
+        return;
+      }
       link.writer.push(encodePosition(frame.seq, assigned.offset, assigned.epoch));
       return;
     }
@@ -194,7 +224,7 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
   const server: Server = createServer((socket) => {
     const link = new WorkerLink(socket, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
     links.add(link);
-    link.writer.push(encodeJson(FrameKind.hello, JSON.stringify({ instance })));
+    link.writer.push(encodeJson(FrameKind.hello, JSON.stringify(ringLog === null ? { instance } : { instance, ring: ringLog.info() })));
     socket.on('data', (chunk) => {
       if (handingOver) return;
       try {
@@ -213,6 +243,14 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
   });
 
   const inherited = options.takeOver === true ? await takeOver(options.socketPath, options.takeOverTimeoutMs ?? 10_000) : null;
+  if (options.ring !== undefined) {
+    ringLog = await RingLog.open(options.ring, logger);
+    const recovered = ringLog.recover();
+    if (inherited === null && recovered.length > 0) {
+      backend.importStreams(recovered);
+      logger.info({ streams: recovered.length, segment: options.ring.segment }, 'hub: recovered the log from the ring');
+    }
+  }
   if (inherited !== null) {
     backend.importStreams(inherited);
     logger.info({ streams: inherited.length }, 'hub: took over the log from the previous writer');
@@ -237,9 +275,25 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const link of links) link.socket.destroy();
       await closed;
+      await ringLog?.close();
       await backend.close();
     },
   };
+}
+
+/** The writer's state; with a ring, a publication it cannot hold is refused before it gets an offset. */
+class WriterState extends MemoryBackend {
+  constructor(
+    options: MemoryBackendOptions,
+    private readonly check: (channel: string, data: string, info: string) => void,
+  ) {
+    super(options);
+  }
+
+  override publishNow(channel: string, data: string, options: PublishOptions = {}): StreamPosition {
+    this.check(channel, data, options.info === undefined ? '' : JSON.stringify(options.info));
+    return super.publishNow(channel, data, options);
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { describeError, type ErrorCode, KoboldError } from '../../errors.js';
 import type { LogRequest } from '../log-server.js';
+import type { RingInfo } from '../ring-log.js';
 import { BatchWriter } from '../turn.js';
 import type {
   Closer,
@@ -34,6 +35,16 @@ export interface ConnectHubOptions {
   /** Reconnect delays double from the first to the second, with jitter. */
   reconnectDelayMs?: readonly [number, number];
   maxFrameBytes?: number;
+  /** Requests sent first on every connection (unanswered), chosen from the writer's hello. */
+  greeting?: (hello: WriterHello) => readonly LogRequest[];
+}
+
+/** What the log server says first on every connection (log-server.ts). */
+export interface WriterHello {
+  /** Changes on every start of the writer. */
+  readonly instance: string;
+  /** Present when the writer also writes the log to a shared-memory ring (the `shm` backend). */
+  readonly ring?: RingInfo;
 }
 
 interface Pending {
@@ -68,11 +79,17 @@ export class SocketBackend implements HubBackend, Closer, ReconnectNotifier {
   private readonly requestTimeoutMs: number;
   private readonly delays: readonly [number, number];
   private firstConnect: { resolve: () => void; reject: (error: Error) => void; deadline: number } | null = null;
+  private lastHello: WriterHello = { instance: '' };
 
   constructor(private readonly options: ConnectHubOptions) {
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
     this.delays = options.reconnectDelayMs ?? [50, 2000];
+  }
+
+  /** The current (or last) writer's hello. */
+  get hello(): WriterHello {
+    return this.lastHello;
   }
 
   /** Whether the log server is connected now (requests made meanwhile wait for it). */
@@ -196,6 +213,7 @@ export class SocketBackend implements HubBackend, Closer, ReconnectNotifier {
   private handle(frame: Frame): void {
     switch (frame.kind) {
       case FrameKind.hello:
+        this.lastHello = JSON.parse(frame.json) as WriterHello;
         return this.greeted();
       case FrameKind.publication:
         for (const listener of this.publicationListeners) listener(frame.publication);
@@ -228,6 +246,9 @@ export class SocketBackend implements HubBackend, Closer, ReconnectNotifier {
   private greeted(): void {
     this.ready = true;
     this.attempts = 0;
+    for (const request of this.options.greeting?.(this.lastHello) ?? []) {
+      this.writer!.push(encodeSequenced(FrameKind.request, 0, JSON.stringify(request)));
+    }
     for (const { channel, entry } of this.presenceHeld.values()) {
       this.writer!.push(encodeSequenced(FrameKind.request, 0, JSON.stringify({ op: 'addPresence', channel, entry })));
     }

@@ -1,0 +1,283 @@
+// The `shm` backend, a web worker's end of the hub log on one host. The writer puts each
+// publication once into a SharedRing (ring-log.ts); every worker reads it in place after a
+// doorbell and keeps a small index (channel -> newest position and ring sequence), so
+// history — what refresh and long-poll requests ask — is answered from the ring by whichever
+// worker gets the request, with no hop to the writer, whenever the ring still holds the
+// answer. Publishing, presence and history the ring no longer holds go over the log
+// server's socket (a SocketBackend inside), exactly as with the `socket` backend.
+import pino, { type Logger } from 'pino';
+import { describeError } from '../../errors.js';
+import { followRing, type RingFollower } from '../../shm/follow.js';
+import { shmAvailable } from '../../shm/native.js';
+import { type RingReader, SharedRing } from '../../shm/ring.js';
+import { NamespaceTable } from '../channels.js';
+import type { RingInfo } from '../ring-log.js';
+import type {
+  Closer,
+  HistoryQuery,
+  HistoryResult,
+  HubBackend,
+  NamespaceOptions,
+  PresenceCounts,
+  PresenceEntry,
+  PresenceEvent,
+  PresenceUser,
+  Publication,
+  PublishOptions,
+  ReconnectNotifier,
+  StreamPosition,
+  Unsubscribe,
+} from '../types.js';
+import { decodeBody, type LoggedPublication, readPublicationAt, RecordAssembler, scanRing } from './shm-records.js';
+import { type ConnectHubOptions, SocketBackend } from './socket.js';
+
+export interface ConnectHubLogOptions extends ConnectHubOptions {
+  /** The namespaces' retention (historySize, historyTtlMs), applied to history read from the ring. */
+  namespaces: readonly NamespaceOptions[];
+  /** How often the index forgets channels whose newest publication left the ring. Default 30 s. */
+  indexSweepMs?: number;
+}
+
+/** Retention of channels outside every namespace (the hub's own `$` channels), as in memory.ts. */
+const NO_HISTORY = { historySize: 0, historyTtlMs: 60_000 };
+
+/** Where a channel's stream stands as this worker knows it. */
+interface Head {
+  epoch: string;
+  offset: number;
+  /** Ring sequence of the newest publication; -1 when known from the writer's answer only. */
+  seq: number;
+}
+
+/**
+ * Connects a worker to the hub writer: reads the log from the writer's ring when the writer
+ * offers one and this process can map shared memory, else from the socket.
+ */
+export async function connectHubLog(options: ConnectHubLogOptions): Promise<HubBackend & Closer & ReconnectNotifier> {
+  const canMap = shmAvailable();
+  const socket = new SocketBackend({ ...options, greeting: (hello) => (canMap && hello.ring !== undefined ? [{ op: 'readRing' }] : []) });
+  await socket.start();
+  const ring = socket.hello.ring;
+  if (!canMap || ring === undefined) return socket;
+  try {
+    return new ShmBackend(socket, ring, options);
+  } catch (error) {
+    await socket.close();
+    throw error;
+  }
+}
+
+export class ShmBackend implements HubBackend, Closer, ReconnectNotifier {
+  private ring!: SharedRing;
+  private follower!: RingFollower;
+  private lookup!: RingReader;
+  private readonly assembler = new RecordAssembler();
+  private readonly heads = new Map<string, Head>();
+  private readonly namespaces: NamespaceTable;
+  private readonly publicationListeners = new Set<(publication: Publication) => void>();
+  private readonly reconnectListeners = new Set<() => void>();
+  private readonly logger: Logger;
+  private readonly sweepTimer: NodeJS.Timeout;
+  /** True while publications are handed to listeners (a listener's history() must not re-enter the reader). */
+  private delivering = false;
+  private closed = false;
+
+  constructor(
+    private readonly socket: SocketBackend,
+    info: RingInfo,
+    options: ConnectHubLogOptions,
+  ) {
+    this.namespaces = new NamespaceTable(options.namespaces);
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.attach(info);
+    // Only a writer without a ring sends publications on the socket to a worker that reads rings.
+    socket.onPublication((publication) => {
+      if (this.socket.hello.ring === undefined) this.deliver(publication);
+    });
+    socket.onReconnect(() => this.writerChanged());
+    this.sweepTimer = setInterval(() => this.forgetOutOfRing(), options.indexSweepMs ?? 30_000);
+    this.sweepTimer.unref();
+  }
+
+  /** The ring this worker reads (for tests and the benchmark). */
+  get segment(): string {
+    return this.ring.name;
+  }
+
+  publish(channel: string, data: string, options?: PublishOptions): Promise<StreamPosition> {
+    return this.socket.publish(channel, data, options);
+  }
+
+  async history(channel: string, query: HistoryQuery = {}): Promise<HistoryResult> {
+    // What the writer acknowledged before this call is in the ring: read up to it first.
+    if (!this.delivering && this.socket.hello.ring !== undefined) this.follower.drain();
+    const local = this.answerFromRing(channel, query);
+    if (local !== null) return local;
+    const result = await this.socket.history(channel, query);
+    if (!this.heads.has(channel)) this.heads.set(channel, { epoch: result.position.epoch, offset: result.position.offset, seq: -1 });
+    return result;
+  }
+
+  onPublication(listener: (publication: Publication) => void): Unsubscribe {
+    this.publicationListeners.add(listener);
+    return () => this.publicationListeners.delete(listener);
+  }
+
+  addPresence(channel: string, entry: PresenceEntry): Promise<void> {
+    return this.socket.addPresence(channel, entry);
+  }
+
+  removePresence(channel: string, clientId: string): Promise<void> {
+    return this.socket.removePresence(channel, clientId);
+  }
+
+  presence(channel: string): Promise<PresenceUser[]> {
+    return this.socket.presence(channel);
+  }
+
+  presenceCounts(channel: string): Promise<PresenceCounts> {
+    return this.socket.presenceCounts(channel);
+  }
+
+  onPresence(listener: (event: PresenceEvent) => void): Unsubscribe {
+    return this.socket.onPresence(listener);
+  }
+
+  onReconnect(listener: () => void): Unsubscribe {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    this.follower.close();
+    this.publicationListeners.clear();
+    await this.socket.close();
+  }
+
+  /** Maps the ring, indexes what it holds up to `info.head` and follows it from there. */
+  private attach(info: RingInfo): void {
+    this.ring = SharedRing.open(info.segment);
+    this.lookup = this.ring.reader();
+    this.heads.clear();
+    this.index(info.head);
+    this.assembler.reset();
+    this.follower = followRing(this.ring, info.doorbell, (payload, seq) => this.onRecord(payload, seq), {
+      from: info.head,
+      onLost: (lost) => this.lapped(lost),
+    });
+  }
+
+  private index(to: number): void {
+    scanRing(this.ring.reader(), this.ring.tail, to, (logged, seq) => this.setHead(logged, seq));
+  }
+
+  private setHead({ publication }: LoggedPublication, seq: number): void {
+    const head = this.heads.get(publication.channel);
+    if (head === undefined) this.heads.set(publication.channel, { epoch: publication.epoch, offset: publication.offset, seq });
+    else {
+      head.epoch = publication.epoch;
+      head.offset = publication.offset;
+      head.seq = seq;
+    }
+  }
+
+  private onRecord(payload: Uint8Array, seq: number): void {
+    const done = this.assembler.push(payload, seq);
+    if (done === null) return;
+    const logged = decodeBody(done.body);
+    this.setHead(logged, done.seq);
+    this.deliver(logged.publication);
+  }
+
+  private deliver(publication: Publication): void {
+    this.delivering = true;
+    try {
+      for (const listener of this.publicationListeners) {
+        try {
+          listener(publication);
+        } catch (error) {
+          this.logger.error({ err: describeError(error), channel: publication.channel }, 'hub: a publication listener threw');
+        }
+      }
+    } finally {
+      this.delivering = false;
+    }
+  }
+
+  /**
+   * History from the ring, with the same answers as the writer's memory (memory.ts), or null
+   * when the ring no longer holds all it needs (then the writer answers).
+   */
+  private answerFromRing(channel: string, query: HistoryQuery): HistoryResult | null {
+    const head = this.heads.get(channel);
+    if (head === undefined) return null;
+    const retention = this.namespaces.find(channel) ?? NO_HISTORY;
+    const position = { offset: head.offset, epoch: head.epoch };
+    const keep = Math.min(query.limit ?? Infinity, retention.historySize);
+    const oldestKept = Date.now() - retention.historyTtlMs;
+    const newest = (lost: boolean): HistoryResult | null => {
+      const publications = this.walkBack(channel, head, keep, 0, oldestKept);
+      return publications === null ? null : { publications: publications.reverse(), position, lost };
+    };
+    const since = query.since;
+    if (since === undefined) return newest(false);
+    if (since.epoch !== head.epoch || since.offset > head.offset) return newest(true);
+    const wanted = head.offset - since.offset;
+    if (wanted === 0) return { publications: [], position, lost: false };
+    if (wanted > retention.historySize) return newest(true);
+    const after = this.walkBack(channel, head, wanted, since.offset, oldestKept);
+    if (after === null) return null;
+    if (after.length < wanted) return newest(true); // some of them expired
+    return { publications: after.reverse().slice(0, query.limit ?? Infinity), position, lost: false };
+  }
+
+  /**
+   * Up to `max` publications of the channel, newest first, with offsets above `above` and
+   * not older than `oldestKept`; null when the chain leaves the ring before that.
+   */
+  private walkBack(channel: string, head: Head, max: number, above: number, oldestKept: number): Publication[] | null {
+    const found: Publication[] = [];
+    let seq = head.seq;
+    let offset = head.offset;
+    while (found.length < max && offset > above && offset > 0) {
+      if (seq < 0) return null;
+      const logged = readPublicationAt(this.lookup, seq);
+      if (logged === null) return null;
+      const publication = logged.publication;
+      if (publication.channel !== channel || publication.epoch !== head.epoch || publication.offset !== offset) return null;
+      if (publication.time < oldestKept) break;
+      found.push(publication);
+      seq = logged.prevSeq;
+      offset--;
+    }
+    return found;
+  }
+
+  /** The writer wrote more than the ring holds since this worker last read: re-index, and let the node re-check its channels. */
+  private lapped(lost: number): void {
+    this.logger.warn({ lost }, 'hub: this worker fell behind the log ring; re-checking its channels');
+    this.heads.clear();
+    this.index(this.follower.reader.position);
+    for (const listener of this.reconnectListeners) listener();
+  }
+
+  /** A (re)started writer: positions it told us may be gone; its ring may be another one. */
+  private writerChanged(): void {
+    for (const [channel, head] of this.heads) if (head.seq < 0) this.heads.delete(channel);
+    const info = this.socket.hello.ring;
+    if (info !== undefined && (info.segment !== this.ring.name || info.epoch !== this.ring.epoch)) {
+      this.logger.info({ segment: info.segment }, 'hub: the writer uses another log ring; following it');
+      this.follower.close();
+      this.attach(info);
+    }
+    for (const listener of this.reconnectListeners) listener();
+  }
+
+  private forgetOutOfRing(): void {
+    const tail = this.ring.tail;
+    for (const [channel, head] of this.heads) if (head.seq < tail) this.heads.delete(channel);
+  }
+}
