@@ -18,6 +18,8 @@ export interface AppContext<Config = unknown> {
   readonly logger: Logger;
   readonly workerId: number;
   readonly serviceName: string;
+  /** The daemon's run dir (absolute): a place for the app's own files, e.g. an SQLite database. */
+  readonly runDir: string;
   /** HTTP routes under the instance's prefix and host, plus body helpers with the service's limits. */
   readonly http: HttpRoutes;
   /** WebSocket routes on the same port. */

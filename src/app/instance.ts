@@ -33,7 +33,7 @@ export class AppInstance {
     serviceName: string,
     httpConfig: HttpConfig,
     /** Fields every app's ctx gets from the worker: the supervisor link and the features' (ctx.hub…). */
-    private readonly shared: { supervisor: SupervisorLink } & Record<string, unknown>,
+    private readonly shared: { supervisor: SupervisorLink; runDir: string } & Record<string, unknown>,
   ) {
     this.logger = parentLogger.child({ app: appConfig.name });
     this.http = new HttpRoutes(appConfig.prefix, httpConfig);

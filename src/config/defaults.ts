@@ -71,9 +71,6 @@ export const hookTimeoutDefaults = {
   closeMs: 10_000,
 } as const;
 
-/** The app a config without `apps` serves. */
-export const DEFAULT_APP = { name: 'hello', module: 'kobold:hello' } as const;
-
 /** The service every default config runs. */
 export const DEFAULT_SERVICE_NAME = 'web';
 

@@ -4,7 +4,8 @@ import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { describeError, KoboldError } from '../errors.js';
-import { DEFAULT_SERVICE_NAME } from './defaults.js';
+import { daemonDefaults, DEFAULT_SERVICE_NAME } from './defaults.js';
+import { withDemoApp } from './demo.js';
 import { expandConfig } from './expand.js';
 import { configSchema, type KoboldConfig } from './schema.js';
 
@@ -135,7 +136,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<ResolvedCon
   const cwd = options.cwd ?? process.cwd();
   const configFile = findConfigFile(options.configFile, cwd);
   const raw = configFile === null ? {} : await readConfigFile(configFile);
-  const input = applyEnvOverrides(raw, options.env ?? process.env);
+  let input = applyEnvOverrides(raw, options.env ?? process.env);
+  if (isPlainObject(input)) input = withDemoApp(input, runDirOf(input, configFile, cwd));
   const { workers } = options;
   if (workers !== undefined && isPlainObject(input)) changeWebService(input, (service) => setWorkerCount(service, workers));
   const result = validateConfig(input);
@@ -146,6 +148,12 @@ export async function loadConfig(options: LoadOptions = {}): Promise<ResolvedCon
     });
   }
   return resolvePaths(expandConfig(result.config), configFile, cwd);
+}
+
+/** The run dir a raw config asks for, resolved like resolvePaths does. */
+function runDirOf(input: Record<string, unknown>, configFile: string | null, cwd: string): string {
+  const base = configFile === null ? cwd : dirname(configFile);
+  return resolve(base, typeof input.runDir === 'string' ? input.runDir : daemonDefaults.runDir);
 }
 
 function resolvePaths(config: KoboldConfig, configFile: string | null, cwd: string): ResolvedConfig {

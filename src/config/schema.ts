@@ -3,7 +3,6 @@ import { jobsConfigSchema } from '../jobs/config.js';
 import { hubConfigSchema } from '../hub/config.js';
 import {
   daemonDefaults,
-  DEFAULT_APP,
   DEFAULT_SERVICE_NAME,
   hookTimeoutDefaults,
   httpDefaults,
@@ -185,7 +184,8 @@ export const configSchema = z
     /** `kobold console`: a REPL socket per worker in `<runDir>/console/` (mode 0600). */
     console: z.boolean().default(true),
     services: z.record(name, serviceSchema).prefault({ [DEFAULT_SERVICE_NAME]: {} } as never),
-    apps: z.array(appSchema).prefault([{ name: DEFAULT_APP.name, module: DEFAULT_APP.module }] as never),
+    /** Without `apps`, loadConfig fills in the chat demo (src/config/demo.ts). */
+    apps: z.array(appSchema).default([]),
     /** Job runner (src/jobs/config.ts, docs/jobs.md): on when `jobs.taskModules` is set. */
     jobs: jobsConfigSchema,
     /** Real-time hub (src/hub/config.ts, docs/protocol.md). */

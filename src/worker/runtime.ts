@@ -157,7 +157,7 @@ export class WorkerRuntime {
     const { workerId, serviceName, service } = this.boot;
     for (const appConfig of this.boot.apps) {
       const definition = await importApp(appConfig);
-      const shared = Object.assign({ supervisor: this.supervisor }, ...this.features.map((f) => f.context ?? {}));
+      const shared = Object.assign({ supervisor: this.supervisor, runDir: this.boot.runDir }, ...this.features.map((f) => f.context ?? {}));
       const app = new AppInstance(appConfig, definition, this.logger, workerId, serviceName, service.http, shared);
       await app.setup();
       this.apps.push(app);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -9,12 +9,16 @@ import { isKoboldError } from '../../src/errors.js';
 const dir = mkdtempSync(join(tmpdir(), 'kobold-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('no config file: defaults serve the hello app on 127.0.0.1:8080', async () => {
+test('no config file: defaults serve the chat demo on 127.0.0.1:8080, with the hub it needs', async () => {
   const config = await loadConfig({ cwd: dir, env: {} });
   assert.equal(config.configFile, null);
   assert.equal(config.services.web!.port, 8080);
   assert.equal(config.services.web!.host, '127.0.0.1');
-  assert.deepEqual(config.apps.map((a) => [a.name, a.module, a.service, a.prefix]), [['hello', 'kobold:hello', 'web', '/']]);
+  assert.deepEqual(config.apps.map((a) => [a.name, a.module, a.service, a.prefix]), [['chat', 'kobold:chat', 'web', '/'], ['hub-writer', 'kobold:hub-writer', 'hub', '/']]);
+  assert.equal(config.services.hub!.role, 'singleton');
+  const secret = readFileSync(join(dir, '.kobold/hub-secret'), 'utf8').trim();
+  assert.ok(secret.length >= 32, 'a token secret was made for the demo');
+  assert.equal((await loadConfig({ cwd: dir, env: {} })).hub.tokenSecret, secret, 'and kept');
   assert.equal(config.pidFile, join(dir, '.kobold/kobold.pid'));
   assert.ok(Object.isFrozen(config));
 });

@@ -1,6 +1,6 @@
 // kobold:chat — the flagship app: rooms, private messages, history, presence, commands,
 // moderation, flood control and filters on the hub, with its page at `/`. See docs/chat.md.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defineApp } from '../../app/define.js';
 import { describeError } from '../../errors.js';
 import { registerApi } from './api.js';
@@ -21,7 +21,7 @@ export default defineApp<ChatConfig>({
   setup(ctx) {
     const config = ctx.config;
     const { hub, secret } = linkHub(ctx, config.hubSecret);
-    const store = new ChatStore(resolve(config.dataDir, 'chat.sqlite'), {
+    const store = new ChatStore(resolve(config.dataDir ?? join(ctx.runDir, 'chat'), 'chat.sqlite'), {
       storedPerRoom: config.storedPerRoom,
       persistIntervalMs: config.persistIntervalMs,
       onError: (error) => ctx.logger.error({ err: describeError(error) }, 'chat: a history batch could not be written'),

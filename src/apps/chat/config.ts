@@ -17,8 +17,8 @@ const durationMs = z.number().int().positive();
 
 export const chatConfigSchema = z
   .object({
-    /** Where the SQLite file lives (created if missing); relative paths are from the daemon's working dir. */
-    dataDir: z.string().min(1).default('run/chat'),
+    /** Where the SQLite file lives (created if missing): default `<runDir>/chat`; relative paths are from the daemon's working dir. */
+    dataDir: z.string().min(1).optional(),
     /**
      * The hub's token secret (the `auth.secret` of the hub config). The app signs the tokens its
      * users connect to the hub with. Absent: taken from ctx.hub when the hub exposes it.

@@ -69,6 +69,7 @@ export async function startChat(
     const appConfig = appSchema.parse({ name: 'chat', module: 'kobold:chat', config });
     const app = new AppInstance(appConfig, chatApp as never, pino({ level: 'silent' }), i + 1, 'web', httpDefaults as never, {
       supervisor: new SupervisorLink(() => {}),
+      runDir: dataDir,
       hub: node,
     });
     await app.setup();
