@@ -1,53 +1,71 @@
-// The hub's scenario from issue 4, scaled to a 2-core machine: WebSocket + SSE + long-poll
-// clients in rooms over 2 web workers of a real Kobold daemon, publications at a fixed
-// rate; the same client count against Socket.IO with its cluster adapter (2 workers,
-// WebSocket transport: its polling needs sticky sessions) and a bare `ws` broadcast in one
-// process. Prints deliveries/s, p50/p99 publish-to-delivery latency, server CPU, RSS per
-// idle connection, and the ratios against the targets. Loopback only; stops by itself.
-//   node --import tsx bench/hub/scenario.bench.ts [websocket=2000] [sse=200] [longpoll=200] [publications/s=200] [seconds=5]
+// The hub's scenario from issue 4, scaled to a 2-core machine: clients in rooms over 2 web
+// workers of a real Kobold daemon, publications at a fixed rate. Four systems, one after
+// another, each with the same number of clients:
+//   kobold ws   Kobold, every client on WebSocket (like for like with the two below)
+//   kobold mix  Kobold, the issue's mix of WebSocket, SSE and long-poll clients
+//   socket.io   Socket.IO with its cluster adapter, 2 workers (WebSocket transport: its
+//               polling needs sticky sessions)
+//   bare ws     a `ws` room broadcast in one process, one send per client per message
+// The clients run in separate emulator processes (never in this one), publications are
+// sent from here after a warm-up, and every server process is measured on its own through
+// /proc: CPU seconds per role (Kobold: supervisor, hub writer, web workers; Socket.IO:
+// primary, workers) and RSS per idle connection. Prints deliveries/s, publish-to-delivery
+// p50/p99, deliveries per server CPU-second and the ratios against the issue's targets.
+// Loopback only; stops by itself. The emulators share the machine's cores with the server.
+//
+//   node --import tsx bench/hub/scenario.bench.ts
+//   env (defaults): HUB_BENCH_WS=2000 HUB_BENCH_SSE=200 HUB_BENCH_LONGPOLL=200 HUB_BENCH_RATE=200
+//     (publications/s) HUB_BENCH_SECONDS=5 HUB_BENCH_WARMUP_S=1 HUB_BENCH_ROOMS=20
+//     HUB_BENCH_EMULATORS=2 HUB_BENCH_RUNS=1 HUB_BENCH_SYSTEMS=kobold-ws,kobold-mix,socketio,ws
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
 import { WebSocket } from 'ws';
+import type { Share } from './fixtures/clients.js';
+import { childrenOf, cpuMeter, rssBytes, type ServerProcess } from './proc.js';
 
-const [websocket, sse, longpoll, rate, seconds] = [2000, 200, 200, 200, 5].map((fallback, i) => Number(process.argv[2 + i] ?? fallback));
-const ROOMS = 20;
+const setting = (name: string, fallback: number) => Number(process.env[`HUB_BENCH_${name}`] ?? fallback);
+const MIX = { websocket: setting('WS', 2000), sse: setting('SSE', 200), longpoll: setting('LONGPOLL', 200) };
+const CLIENTS = MIX.websocket + MIX.sse + MIX.longpoll;
+const RATE = setting('RATE', 200);
+const SECONDS = setting('SECONDS', 5);
+const WARMUP_S = setting('WARMUP_S', 1);
+const ROOMS = setting('ROOMS', 20);
+const EMULATORS = Math.max(1, setting('EMULATORS', 2));
+const RUNS = Math.max(1, setting('RUNS', 1));
+const SYSTEMS = (process.env.HUB_BENCH_SYSTEMS ?? 'kobold-ws,kobold-mix,socketio,ws').split(',');
+
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-const TICK = 1e9 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+type Mix = typeof MIX;
+
 interface Result {
   name: string;
-  connections: number;
   deliveries: number;
   expected: number;
   wallS: number;
+  cpuByRole: Map<string, number>;
   cpuS: number;
   rssPerConnection: number;
   p50: number;
   p99: number;
 }
 
-function cpuSeconds(pids: number[]): number {
-  return pids.reduce((sum, pid) => {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return sum + ((Number(fields[11]) + Number(fields[12])) * TICK) / 1e9;
-  }, 0);
-}
-
-function rssBytes(pids: number[]): number {
-  return pids.reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024, 0);
-}
-
-function childrenOf(pid: number): number[] {
-  return spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+/** A system under test: where clients connect, its processes, how to publish, how to stop it. */
+interface System {
+  system: 'kobold' | 'socketio' | 'ws';
+  base: string;
+  processes: ServerProcess[];
+  publish(room: string, data: string): void;
+  stop(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -66,37 +84,79 @@ function forkReady(file: string, args: string[]): Promise<ChildProcess> {
   });
 }
 
-/** Runs the clients against `base`, publishes `rate`/s for `seconds` through `publish`, measures `pids`. */
-async function run(name: string, system: string, base: string, pids: () => number[], publish: (room: string, data: string) => void, mix: [number, number, number]): Promise<Result> {
-  const connections = mix[0] + mix[1] + mix[2];
-  const rssBefore = rssBytes(pids());
-  const clients = await forkReady(fixture('clients.ts'), [system, base, ...mix.map(String), String(ROOMS)]);
-  await sleep(1000);
-  const rssPerConnection = (rssBytes(pids()) - rssBefore) / connections;
-  const cpuBefore = cpuSeconds(pids());
-  const start = now();
-  let sent = 0;
-  const total = rate * seconds;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate));
-    for (; sent < due; sent++) {
-      const room = `bench:r${sent % ROOMS}`;
-      publish(room, JSON.stringify({ t: now(), r: room }));
-    }
-    await sleep(5);
-  }
-  await sleep(1500);
-  const wallS = (now() - start) / 1000 - 1.5;
-  const cpuS = cpuSeconds(pids()) - cpuBefore;
-  const report = await new Promise<{ received: number; p50: number; p99: number }>((resolve) => {
-    clients.once('message', resolve);
-    clients.send({ report: true });
-  });
-  const expected = total * (connections / ROOMS);
-  return { name, connections, deliveries: report.received, expected, wallS, cpuS, rssPerConnection, p50: report.p50, p99: report.p99 };
+/** Splits each transport's clients evenly over the emulators (contiguous index ranges). */
+function shares(mix: Mix): Share[] {
+  const part = (count: number, i: number): [number, number] => {
+    const first = Math.floor((count * i) / EMULATORS);
+    return [first, Math.floor((count * (i + 1)) / EMULATORS) - first];
+  };
+  return Array.from({ length: EMULATORS }, (_, i) => ({ websocket: part(mix.websocket, i), sse: part(mix.sse, i), longpoll: part(mix.longpoll, i), rooms: ROOMS }));
 }
 
-async function kobold(): Promise<Result> {
+/** Clients per room: each transport assigns client i to room i % ROOMS. */
+function roomSizes(mix: Mix): number[] {
+  return Array.from({ length: ROOMS }, (_, room) =>
+    [mix.websocket, mix.sse, mix.longpoll].reduce((sum, count) => sum + Math.floor(count / ROOMS) + (room < count % ROOMS ? 1 : 0), 0),
+  );
+}
+
+/** Publishes RATE/s for `seconds` round-robin over the rooms; returns the deliveries due. */
+async function publishFor(seconds: number, target: System, measured: boolean, sizes: number[]): Promise<number> {
+  const start = now();
+  const total = Math.round(RATE * seconds);
+  let due = 0;
+  for (let sent = 0; sent < total; ) {
+    const until = Math.min(total, Math.floor(((now() - start) / 1000) * RATE) + 1);
+    for (; sent < until; sent++) {
+      const room = sent % ROOMS;
+      target.publish(`bench:r${room}`, measured ? `{"t":${now()},"m":1}` : `{"t":${now()}}`);
+      due += sizes[room];
+    }
+    await sleep(2);
+  }
+  return due;
+}
+
+async function run(name: string, mix: Mix, start: () => Promise<System>): Promise<Result> {
+  const target = await start();
+  const emulators: ChildProcess[] = [];
+  try {
+    const pids = target.processes.map((p) => p.pid);
+    const rssBefore = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
+    emulators.push(...(await Promise.all(shares(mix).map((share) => forkReady(fixture('clients.ts'), [target.system, target.base, JSON.stringify(share)])))));
+    await sleep(1000);
+    const rssPerConnection = (pids.reduce((sum, pid) => sum + rssBytes(pid), 0) - rssBefore) / CLIENTS;
+    const sizes = roomSizes(mix);
+    await publishFor(WARMUP_S, target, false, sizes);
+    await sleep(500);
+    const meter = cpuMeter(target.processes);
+    const begin = now();
+    const expected = await publishFor(SECONDS, target, true, sizes);
+    await sleep(1500);
+    const wallS = (now() - begin) / 1000 - 1.5;
+    const cpuByRole = meter.stop();
+    const latencies = (
+      await Promise.all(
+        emulators.map(
+          (emulator) =>
+            new Promise<number[]>((resolve) => {
+              emulator.once('message', (m: { latencies: number[] }) => resolve(m.latencies));
+              emulator.send({ report: true });
+            }),
+        ),
+      )
+    ).flat();
+    latencies.sort((a, b) => a - b);
+    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+    const cpuS = [...cpuByRole.values()].reduce((a, b) => a + b, 0);
+    return { name, deliveries: latencies.length, expected, wallS, cpuByRole, cpuS, rssPerConnection, p50: at(0.5), p99: at(0.99) };
+  } finally {
+    for (const emulator of emulators) emulator.kill('SIGKILL');
+    await target.stop();
+  }
+}
+
+async function kobold(): Promise<System> {
   const dir = mkdtempSync(join(tmpdir(), 'kobold-hub-bench-'));
   const port = await freePort();
   writeFileSync(
@@ -110,63 +170,111 @@ async function kobold(): Promise<Result> {
   const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8' });
   const started = cli(['start']);
   if (started.status !== 0) throw new Error(`kobold start failed: ${started.stderr}`);
-  const pids = () => (JSON.parse(cli(['fullstatus', '--json']).stdout) as { workers: { pid: number }[] }).workers.map((w) => w.pid);
-  const workerPids = pids();
+  const status = JSON.parse(cli(['fullstatus', '--json']).stdout) as { pid: number; workers: { pid: number; service: string }[] };
+  const processes = [
+    { pid: status.pid, role: 'supervisor' },
+    ...status.workers.map((w) => ({ pid: w.pid, role: w.service === 'hub' ? 'hub writer' : `${w.service} workers` })),
+  ];
   const socket: Socket = connect(join(dir, '.kobold/publish.sock'));
   socket.resume(); // replies are not needed
-  try {
-    return await run('kobold', 'kobold', `http://127.0.0.1:${port}`, () => workerPids, (room, data) => socket.write(`{"method":"publish","channel":"${room}","data":${data}}\n`), [websocket, sse, longpoll]);
-  } finally {
-    socket.destroy();
-    cli(['stop', '--hard']);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await new Promise((resolve) => socket.once('connect', resolve));
+  return {
+    system: 'kobold',
+    base: `http://127.0.0.1:${port}`,
+    processes,
+    publish: (room, data) => socket.write(`{"method":"publish","channel":"${room}","data":${data}}\n`),
+    async stop() {
+      socket.destroy();
+      // a graceful stop lets workers exit normally (so NODE_OPTIONS=--cpu-prof profiles get written)
+      if (cli(['stop']).status !== 0) cli(['stop', '--hard']);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
-async function socketIo(): Promise<Result> {
+async function socketIo(): Promise<System> {
   const port = await freePort();
   const primary = await forkReady(fixture('socketio-server.ts'), [String(port), '2']);
   const publisher = io(`http://127.0.0.1:${port}`, { transports: ['websocket'] });
   await new Promise((resolve) => publisher.on('connect', () => resolve(undefined)));
-  try {
-    const pids = [primary.pid!, ...childrenOf(primary.pid!)];
-    return await run('socket.io', 'socketio', `http://127.0.0.1:${port}`, () => pids, (room, data) => publisher.emit('pub', room, JSON.parse(data)), [websocket + sse + longpoll, 0, 0]);
-  } finally {
-    publisher.close();
-    for (const pid of childrenOf(primary.pid!)) process.kill(pid, 'SIGKILL');
-    primary.kill('SIGKILL');
-  }
+  const workers = childrenOf(primary.pid!);
+  return {
+    system: 'socketio',
+    base: `http://127.0.0.1:${port}`,
+    processes: [{ pid: primary.pid!, role: 'primary' }, ...workers.map((pid) => ({ pid, role: 'workers' }))],
+    publish: (room, data) => publisher.emit('pub', room, JSON.parse(data)),
+    async stop() {
+      publisher.close();
+      for (const pid of workers) process.kill(pid, 'SIGKILL');
+      primary.kill('SIGKILL');
+    },
+  };
 }
 
-async function bareWs(): Promise<Result> {
+async function bareWs(): Promise<System> {
   const port = await freePort();
   const server = await forkReady(fixture('ws-server.ts'), [String(port)]);
   const publisher = new WebSocket(`ws://127.0.0.1:${port}/?room=publisher`);
   await new Promise((resolve) => publisher.once('open', resolve));
-  try {
-    return await run('bare ws', 'ws', `http://127.0.0.1:${port}`, () => [server.pid!], (_room, data) => publisher.send(data), [websocket + sse + longpoll, 0, 0]);
-  } finally {
-    publisher.terminate();
-    server.kill('SIGKILL');
-  }
+  return {
+    system: 'ws',
+    base: `http://127.0.0.1:${port}`,
+    processes: [{ pid: server.pid!, role: 'server' }],
+    // the room travels in front of the payload, so the server forwards the payload untouched
+    publish: (room, data) => publisher.send(room + ' ' + data),
+    async stop() {
+      publisher.terminate();
+      server.kill('SIGKILL');
+    },
+  };
 }
 
-console.log(`${websocket} WebSocket + ${sse} SSE + ${longpoll} long-poll clients (Kobold; the others: as many WebSocket clients) in ${ROOMS} rooms, ${rate} publications/s for ${seconds} s`);
-const results: Result[] = [];
-for (const system of [kobold, socketIo, bareWs]) {
-  const result = await system();
-  results.push(result);
-  const perCpu = result.deliveries / result.cpuS;
+const wsOnly: Mix = { websocket: CLIENTS, sse: 0, longpoll: 0 };
+const RUNNERS: Record<string, () => Promise<Result>> = {
+  'kobold-ws': () => run('kobold ws', wsOnly, kobold),
+  'kobold-mix': () => run('kobold mix', MIX, kobold),
+  socketio: () => run('socket.io', wsOnly, socketIo),
+  ws: () => run('bare ws', wsOnly, bareWs),
+};
+
+function print(result: Result): void {
+  const roles = [...result.cpuByRole].map(([role, s]) => `${role} ${s.toFixed(2)}`).join(', ');
   console.log(
     `${result.name.padEnd(10)} ${Math.round(result.deliveries / result.wallS)} deliveries/s (${result.deliveries}/${result.expected}), ` +
-      `p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, server CPU ${result.cpuS.toFixed(2)} s ` +
-      `(${Math.round(perCpu)} deliveries/CPU-s), RSS ${(result.rssPerConnection / 1024).toFixed(1)} KiB per idle connection`,
+      `p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ` +
+      `${Math.round(result.deliveries / result.cpuS)} deliveries/CPU-s (CPU s: ${roles}), ` +
+      `RSS ${(result.rssPerConnection / 1024).toFixed(1)} KiB per idle connection`,
   );
 }
-const [k, s, w] = results;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const perCpu = (r: Result) => r.deliveries / r.cpuS;
-const ratio = (value: number, target: number, better: 'higher' | 'lower') => `${value.toFixed(2)}x (target ${better === 'higher' ? '>=' : '<='} ${target}x: ${(better === 'higher' ? value >= target : value <= target) ? 'met' : 'NOT met'})`;
-console.log(`deliveries per CPU-second, kobold / socket.io: ${ratio(perCpu(k) / perCpu(s), 3, 'higher')}`);
-console.log(`deliveries per CPU-second, kobold / bare ws:   ${ratio(perCpu(k) / perCpu(w), 0.7, 'higher')}`);
-console.log(`RSS per idle connection, kobold / socket.io:   ${ratio(k.rssPerConnection / s.rssPerConnection, 0.5, 'lower')}`);
+
+console.log(
+  `${CLIENTS} clients per system (kobold mix: ${MIX.websocket} WebSocket + ${MIX.sse} SSE + ${MIX.longpoll} long-poll; the others all WebSocket) ` +
+    `in ${ROOMS} rooms, ${RATE} publications/s for ${SECONDS} s after ${WARMUP_S} s warm-up, ${EMULATORS} emulator processes, ${RUNS} run(s)`,
+);
+const results = new Map<string, Result[]>();
+for (let i = 0; i < RUNS; i++) {
+  for (const system of SYSTEMS) {
+    const result = await RUNNERS[system]();
+    print(result);
+    results.set(result.name, [...(results.get(result.name) ?? []), result]);
+  }
+}
+const medianOf = (name: string, measure: (r: Result) => number) => {
+  const runs = results.get(name);
+  return runs === undefined ? NaN : median(runs.map(measure));
+};
+const ratio = (label: string, value: number, target: number, better: 'higher' | 'lower') => {
+  if (Number.isNaN(value)) return;
+  const met = better === 'higher' ? value >= target : value <= target;
+  console.log(`${label.padEnd(52)} ${value.toFixed(2)}x (target ${better === 'higher' ? '>=' : '<='} ${target}x: ${met ? 'met' : 'NOT met'})`);
+};
+console.log(RUNS > 1 ? `medians over ${RUNS} runs:` : 'ratios:');
+for (const kobold of ['kobold ws', 'kobold mix']) {
+  ratio(`deliveries per CPU-second, ${kobold} / socket.io`, medianOf(kobold, perCpu) / medianOf('socket.io', perCpu), 3, 'higher');
+  ratio(`deliveries per CPU-second, ${kobold} / bare ws`, medianOf(kobold, perCpu) / medianOf('bare ws', perCpu), 0.7, 'higher');
+  ratio(`RSS per idle connection, ${kobold} / socket.io`, medianOf(kobold, (r) => r.rssPerConnection) / medianOf('socket.io', (r) => r.rssPerConnection), 0.5, 'lower');
+}
 process.exit(0);
