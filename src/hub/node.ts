@@ -9,8 +9,8 @@ import { checkAccess, CONTROL_CHANNEL, NamespaceTable } from './channels.js';
 import { Disconnects, type DisconnectReason } from './disconnect.js';
 import type { FrameFormat, Transport } from './outbound.js';
 import { type HubOptions, type HubOptionsInput, resolveHubOptions } from './options.js';
-import { encodePresencePush, encodePublicationPush } from './protocol.js';
-import { Session } from './session.js';
+import { encodeFrame, encodePresencePush, encodePublicationPush } from './protocol.js';
+import { Session, type Subscription } from './session.js';
 import {
   type HistoryQuery,
   type Hub,
@@ -38,7 +38,8 @@ export interface HubNodeOptions {
 
 /** What subscribers of one channel on this process are. */
 interface ChannelFollowers {
-  readonly sessions: Set<Session>;
+  /** Each local session's subscription to the channel; delivery calls them directly. */
+  readonly subscriptions: Set<Subscription>;
   readonly listeners: Set<(publication: Publication) => void>;
   /** Where this process last saw the stream, to re-check after a backend reconnect. */
   last?: StreamPosition;
@@ -169,12 +170,12 @@ export class HubNode implements Hub {
     return { users, counts };
   }
 
-  follow(channel: string, session: Session): void {
-    this.followers(channel).sessions.add(session);
+  follow(channel: string, subscription: Subscription): void {
+    this.followers(channel).subscriptions.add(subscription);
   }
 
-  unfollow(channel: string, session: Session): void {
-    this.channels.get(channel)?.sessions.delete(session);
+  unfollow(channel: string, subscription: Subscription): void {
+    this.channels.get(channel)?.subscriptions.delete(subscription);
     this.dropIfUnfollowed(channel);
   }
 
@@ -184,7 +185,7 @@ export class HubNode implements Hub {
 
   /** A JSON text wrapped for a transport format. */
   frame(format: FrameFormat, json: string): Buffer {
-    return Buffer.from(format === 'sse' ? 'data: ' + json + '\n\n' : json);
+    return encodeFrame(format, json);
   }
 
   // --- delivery
@@ -194,12 +195,15 @@ export class HubNode implements Hub {
     const followers = this.channels.get(publication.channel);
     if (followers === undefined) return;
     followers.last = publication;
-    let json: Buffer | undefined;
+    // Encoded once per format, on first need; every subscriber gets the same bytes.
+    let webSocket: Buffer | undefined;
     let sse: Buffer | undefined;
-    for (const session of followers.sessions) {
+    for (const subscription of followers.subscriptions) {
       const frame =
-        session.transport.format === 'sse' ? (sse ??= encodeSseEvent(publication)) : (json ??= Buffer.from(encodePublicationPush(publication)));
-      session.deliver(publication, frame);
+        subscription.session.transport.format === 'websocket'
+          ? (webSocket ??= encodeFrame('websocket', encodePublicationPush(publication)))
+          : (sse ??= encodeSseEvent(publication));
+      subscription.deliver(publication, frame);
     }
     for (const listener of followers.listeners) {
       try {
@@ -212,10 +216,10 @@ export class HubNode implements Hub {
 
   private dispatchPresence(event: PresenceEvent): void {
     const followers = this.channels.get(event.channel);
-    if (followers === undefined || followers.sessions.size === 0 || !this.namespaces.find(event.channel)?.joinLeave) return;
+    if (followers === undefined || followers.subscriptions.size === 0 || !this.namespaces.find(event.channel)?.joinLeave) return;
     const json = encodePresencePush(event);
     const frames: Partial<Record<FrameFormat, Buffer>> = {};
-    for (const session of followers.sessions) {
+    for (const { session } of followers.subscriptions) {
       const format = session.transport.format;
       session.send((frames[format] ??= this.frame(format, json)));
     }
@@ -251,13 +255,13 @@ export class HubNode implements Hub {
 
   private followers(channel: string): ChannelFollowers {
     let followers = this.channels.get(channel);
-    if (followers === undefined) this.channels.set(channel, (followers = { sessions: new Set(), listeners: new Set() }));
+    if (followers === undefined) this.channels.set(channel, (followers = { subscriptions: new Set(), listeners: new Set() }));
     return followers;
   }
 
   private dropIfUnfollowed(channel: string): void {
     const followers = this.channels.get(channel);
-    if (followers !== undefined && followers.sessions.size === 0 && followers.listeners.size === 0) this.channels.delete(channel);
+    if (followers !== undefined && followers.subscriptions.size === 0 && followers.listeners.size === 0) this.channels.delete(channel);
   }
 
   private checkPresenceEnabled(channel: string) {

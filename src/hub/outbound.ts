@@ -7,8 +7,11 @@ import type { Publication, StreamPosition } from './types.js';
 
 export type TransportName = 'websocket' | 'sse';
 
-/** How frames are wrapped for a transport: `json` (one JSON text per frame) or `sse` (an event per frame). */
-export type FrameFormat = 'json' | 'sse';
+/**
+ * How frames are wrapped for a transport: `websocket` (each frame a whole WebSocket text
+ * frame holding one JSON text) or `sse` (each frame an SSE event).
+ */
+export type FrameFormat = 'websocket' | 'sse';
 
 /** A connection's write side. Transports only write; the session decides what. */
 export interface Transport {
@@ -18,7 +21,7 @@ export interface Transport {
   bufferedBytes(): number;
   /** Called (once per registration) when bufferedBytes() fell back after being high. */
   onDrain(listener: () => void): void;
-  /** Writes all frames with one write. */
+  /** Writes all frames with one write; `frames` is only read during the call. */
   writeMany(frames: readonly Buffer[]): void;
   /** Ends the connection, telling the client why where the transport can. */
   close(disconnect: DisconnectReason): void;
@@ -30,14 +33,10 @@ export interface OutboundLimits {
   slowConsumerPolicy: 'drop' | 'disconnect';
 }
 
-interface Queued {
-  readonly frame: Buffer;
-  /** Set for publication frames, which may be dropped for a slow consumer. */
-  readonly publication?: Publication;
-}
-
 export class OutboundQueue implements Flushable {
-  private frames: Queued[] = [];
+  private frames: Buffer[] = [];
+  /** The publication each frame carries, or undefined (replies, pushes): only publications may be dropped. */
+  private publications: (Publication | undefined)[] = [];
   private bytes = 0;
   private waitingForDrain = false;
   private closed = false;
@@ -57,7 +56,8 @@ export class OutboundQueue implements Flushable {
 
   push(frame: Buffer, publication?: Publication): void {
     if (this.closed) return;
-    this.frames.push(publication === undefined ? { frame } : { frame, publication });
+    this.frames.push(frame);
+    this.publications.push(publication);
     this.bytes += frame.length;
     if (this.bytes > this.limits.maxQueueBytes) {
       if (this.limits.slowConsumerPolicy === 'disconnect') {
@@ -66,7 +66,8 @@ export class OutboundQueue implements Flushable {
       }
       this.dropOldest();
     }
-    if (!this.waitingForDrain) flushAtTurnEnd(this);
+    // The first frame of a batch asks for the flush; while waiting for drain, the drain does.
+    if (this.frames.length === 1 && !this.waitingForDrain) flushAtTurnEnd(this);
   }
 
   flush(): void {
@@ -79,8 +80,9 @@ export class OutboundQueue implements Flushable {
       });
       return;
     }
-    const frames = this.frames.map((queued) => queued.frame);
+    const frames = this.frames;
     this.frames = [];
+    this.publications = [];
     this.bytes = 0;
     this.transport.writeMany(frames);
   }
@@ -90,6 +92,7 @@ export class OutboundQueue implements Flushable {
     if (!this.waitingForDrain) this.flush();
     this.closed = true;
     this.frames = [];
+    this.publications = [];
     this.bytes = 0;
   }
 
@@ -100,23 +103,27 @@ export class OutboundQueue implements Flushable {
   private dropOldest(): void {
     const target = this.limits.maxQueueBytes / 2;
     const resumeFrom = new Map<string, StreamPosition>();
-    const kept: Queued[] = [];
-    for (const queued of this.frames) {
-      const publication = queued.publication;
+    const frames: Buffer[] = [];
+    const publications: (Publication | undefined)[] = [];
+    for (let i = 0; i < this.frames.length; i++) {
+      const publication = this.publications[i];
       if (this.bytes > target && publication !== undefined) {
-        this.bytes -= queued.frame.length;
+        this.bytes -= this.frames[i].length;
         if (!resumeFrom.has(publication.channel)) {
           resumeFrom.set(publication.channel, { offset: publication.offset - 1, epoch: publication.epoch });
         }
         continue;
       }
-      kept.push(queued);
+      frames.push(this.frames[i]);
+      publications.push(publication);
     }
-    this.frames = kept;
     for (const [channel, last] of resumeFrom) {
       const frame = this.gapFrame(channel, last);
-      this.frames.push({ frame });
+      frames.push(frame);
+      publications.push(undefined);
       this.bytes += frame.length;
     }
+    this.frames = frames;
+    this.publications = publications;
   }
 }

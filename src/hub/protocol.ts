@@ -1,9 +1,12 @@
 // The client protocol: JSON commands in, replies and pushes out (docs/protocol.md).
 // Commands are validated here, at the edge; frames going out are built by string
-// concatenation around the publication's JSON text, once per publication and format.
+// concatenation around the publication's JSON text, once per publication and format, and
+// wrapped for the transport (a whole WebSocket frame, an SSE event) so that delivering one
+// to a connection is writing the same bytes again.
 import { z } from 'zod';
 import { isKoboldError, KoboldError } from '../errors.js';
 import type { DisconnectReason } from './disconnect.js';
+import type { FrameFormat } from './outbound.js';
 import type { HistoryResult, PresenceCounts, PresenceEvent, PresenceUser, Publication, StreamPosition } from './types.js';
 
 export const position = z.object({ offset: z.number().int().min(0), epoch: z.string().max(64) }).strict();
@@ -73,6 +76,31 @@ export function parseCommandValue(value: unknown): Command {
 }
 
 // --- frames out
+
+/** One JSON text wrapped for a transport: a WebSocket text frame, or an SSE `data:` event. */
+export function encodeFrame(format: FrameFormat, json: string): Buffer {
+  return format === 'websocket' ? webSocketTextFrame(json) : Buffer.from('data: ' + json + '\n\n');
+}
+
+/** A final, unmasked WebSocket text frame (RFC 6455 §5.2, server to client) holding `text`. */
+export function webSocketTextFrame(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + length);
+  frame[0] = 0x81; // FIN + opcode 1 (text)
+  if (header === 2) {
+    frame[1] = length;
+  } else if (header === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  frame.write(text, header, 'utf8');
+  return frame;
+}
 
 /** `{"offset":…,"epoch":…,"time":…,"data":<raw>,"info":…}` */
 export function encodePublicationFields(publication: Publication): string {

@@ -19,31 +19,22 @@ import {
 } from './protocol.js';
 import type { Principal, Publication, StreamPosition } from './types.js';
 
-/** A subscription; while it recovers history, live publications wait in `held`. */
-interface Subscription {
-  held: { publication: Publication; frame: Buffer }[] | null;
-  presence: boolean;
-}
-
-/** Token bucket: `rate` commands per second, bursts up to `burst`. */
-class RateLimiter {
-  private tokens: number;
-  private last = performance.now();
+/**
+ * One channel a session follows. The node delivers to it directly (no lookup per
+ * delivery); while it recovers history, live publications wait in `held`.
+ */
+export class Subscription {
+  held: { publication: Publication; frame: Buffer }[] | null = [];
 
   constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-  ) {
-    this.tokens = burst;
-  }
+    readonly session: Session,
+    readonly presence: boolean,
+  ) {}
 
-  take(): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+  /** A publication on this channel; `frame` is already encoded for the session's format. */
+  deliver(publication: Publication, frame: Buffer): void {
+    if (this.held !== null) this.held.push({ publication, frame });
+    else this.session.send(frame, publication);
   }
 }
 
@@ -52,7 +43,9 @@ export class Session {
   principal: Principal | null = null;
   readonly subscriptions = new Map<string, Subscription>();
   private readonly queue: OutboundQueue;
-  private readonly limiter: RateLimiter;
+  /** Command rate limit (token bucket): tokens left, and when they were last topped up. */
+  private tokens: number;
+  private tokensAt = performance.now();
   private expiryTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private pending: Promise<void> = Promise.resolve();
@@ -64,7 +57,7 @@ export class Session {
   ) {
     this.clientId = clientId;
     const limits = node.options.limits;
-    this.limiter = new RateLimiter(limits.commandsPerSecond, limits.commandBurst);
+    this.tokens = limits.commandBurst;
     this.queue = new OutboundQueue(
       transport,
       limits,
@@ -103,13 +96,24 @@ export class Session {
         else throw error;
         continue;
       }
-      if (!this.limiter.take()) {
+      if (!this.takeToken()) {
         this.sendJson(encodeError(command.id, new KoboldError('KOBOLD_ERR_HUB_FLOOD', { limit: this.node.options.limits.commandsPerSecond })));
         continue;
       }
       // One connection's commands run in order: a subscribe sent right after connect sees it.
       this.pending = this.pending.then(() => this.run(command));
     }
+  }
+
+  /** `commandsPerSecond` sustained, bursts up to `commandBurst`. */
+  private takeToken(): boolean {
+    const limits = this.node.options.limits;
+    const now = performance.now();
+    this.tokens = Math.min(limits.commandBurst, this.tokens + ((now - this.tokensAt) / 1000) * limits.commandsPerSecond);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   private async run(command: Command): Promise<void> {
@@ -182,9 +186,9 @@ export class Session {
       if (this.subscriptions.size >= this.node.options.limits.maxSubscriptionsPerConnection) {
         throw new KoboldError('KOBOLD_ERR_HUB_TOO_MANY_SUBSCRIPTIONS', { limit: this.node.options.limits.maxSubscriptionsPerConnection });
       }
-      subscription = { held: [], presence: namespace.presence };
+      subscription = new Subscription(this, namespace.presence);
       this.subscriptions.set(channel, subscription);
-      this.node.follow(channel, this);
+      this.node.follow(channel, subscription);
       if (namespace.presence) {
         await this.node.backend.addPresence(channel, { clientId: this.clientId, userId: principal.userId, info: principal.info });
       }
@@ -212,16 +216,8 @@ export class Session {
     const subscription = this.subscriptions.get(channel);
     if (subscription === undefined) return;
     this.subscriptions.delete(channel);
-    this.node.unfollow(channel, this);
+    this.node.unfollow(channel, subscription);
     if (subscription.presence) await this.node.backend.removePresence(channel, this.clientId);
-  }
-
-  /** A publication on a channel this session follows; `frame` is already encoded for its format. */
-  deliver(publication: Publication, frame: Buffer): void {
-    const subscription = this.subscriptions.get(publication.channel);
-    if (subscription === undefined) return;
-    if (subscription.held !== null) subscription.held.push({ publication, frame });
-    else this.send(frame, publication);
   }
 
   /** Closes the connection; `disconnect` tells the client whether to reconnect. */

@@ -7,12 +7,13 @@ export interface Flushable {
 }
 
 let due: Flushable[] = [];
-const queued = new Set<Flushable>();
 
-/** Calls `target.flush()` once at the end of this turn, however often it is asked. */
+/**
+ * Calls `target.flush()` at the end of this turn. Callers ask once per batch (when its
+ * first item arrives), so the hot path does no de-duplication; a second ask only costs a
+ * flush that finds nothing to write.
+ */
 export function flushAtTurnEnd(target: Flushable): void {
-  if (queued.has(target)) return;
-  queued.add(target);
   due.push(target);
   if (due.length === 1) setImmediate(flushDue);
 }
@@ -20,8 +21,7 @@ export function flushAtTurnEnd(target: Flushable): void {
 function flushDue(): void {
   const targets = due;
   due = [];
-  queued.clear();
-  for (const target of targets) target.flush();
+  for (let i = 0; i < targets.length; i++) targets[i].flush();
 }
 
 /** Buffers chunks for one byte stream and writes them as one chunk per turn. */

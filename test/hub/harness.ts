@@ -27,6 +27,8 @@ export interface TestServer {
   ws: string;
   /** Cuts every WebSocket connection, as a dying worker would. */
   dropWebSockets(): void;
+  /** The server's end of a client's connection (matched by TCP port). */
+  serverSocketOf(client: WebSocket): WebSocket;
   close(): Promise<void>;
 }
 
@@ -61,6 +63,12 @@ export async function startTestServer(options: { hub?: HubOptionsInput; backend?
     ws: `ws://127.0.0.1:${port}/hub/ws`,
     dropWebSockets: () => {
       for (const client of wss.clients) client.terminate();
+    },
+    serverSocketOf: (client) => {
+      const port = (client as unknown as { _socket: { localPort: number } })._socket.localPort;
+      const found = [...wss.clients].find((socket) => (socket as unknown as { _socket: { remotePort: number } })._socket.remotePort === port);
+      if (found === undefined) throw new Error(`no server socket for client port ${port}`);
+      return found;
     },
     close: async () => {
       await node.close();

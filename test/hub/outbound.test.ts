@@ -7,7 +7,7 @@ import type { Publication } from '../../src/hub/types.js';
 /** A transport that records writes and whose buffer level the test sets. */
 class FakeTransport implements Transport {
   readonly name = 'websocket';
-  readonly format = 'json';
+  readonly format = 'websocket';
   writes: Buffer[][] = [];
   buffered = 0;
   closedWith: DisconnectReason | null = null;

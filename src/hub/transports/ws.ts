@@ -1,44 +1,45 @@
-// WebSocket transport: JSON commands in; frames due in one turn leave as ONE WebSocket
-// message, newline-separated (JSON text never holds a raw newline). The app layer does
-// the HTTP upgrade and hands the socket here.
+// WebSocket transport: JSON commands in; frames out are whole WebSocket text frames built
+// once per publication (protocol.ts), written as they are to the connection's socket.
+// Frames due to one connection in one turn leave in one socket write (one message each).
+// The app layer does the HTTP upgrade and hands the socket here.
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { KoboldError } from '../../errors.js';
 import type { DisconnectReason } from '../disconnect.js';
 import type { HubNode } from '../node.js';
 import type { Transport } from '../outbound.js';
-import { encodeError } from '../protocol.js';
+import { encodeError, encodeFrame } from '../protocol.js';
 import type { Session } from '../session.js';
-import { KoboldError } from '../../errors.js';
-
-const NEWLINE = Buffer.from('\n');
 
 class WebSocketTransport implements Transport {
   readonly name = 'websocket';
-  readonly format = 'json';
-  private sending = 0;
-  private drainListeners: (() => void)[] = [];
+  readonly format = 'websocket';
+  /** Heard from since the last keep-alive round. */
+  alive = true;
 
-  constructor(private readonly socket: WebSocket) {}
+  constructor(
+    readonly socket: WebSocket,
+    /** The TCP or TLS socket under `socket`; ws writes its own frames (pings, close) to it too. */
+    private readonly raw: Duplex,
+  ) {}
 
   bufferedBytes(): number {
-    return this.sending + this.socket.bufferedAmount;
+    return this.raw.writableLength;
   }
 
   onDrain(listener: () => void): void {
-    this.drainListeners.push(listener);
+    this.raw.once('drain', listener);
   }
 
   writeMany(frames: readonly Buffer[]): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    const message = frames.length === 1 ? frames[0] : Buffer.concat(frames.flatMap((frame, i) => (i === 0 ? [frame] : [NEWLINE, frame])));
-    this.sending += message.length;
-    this.socket.send(message, { binary: false }, () => {
-      this.sending -= message.length;
-      if (this.sending === 0 && this.drainListeners.length > 0) {
-        const listeners = this.drainListeners;
-        this.drainListeners = [];
-        for (const listener of listeners) listener();
-      }
-    });
+    if (frames.length === 1) {
+      this.raw.write(frames[0]);
+      return;
+    }
+    this.raw.cork();
+    for (const frame of frames) this.raw.write(frame);
+    this.raw.uncork();
   }
 
   close(disconnect: DisconnectReason): void {
@@ -46,36 +47,80 @@ class WebSocketTransport implements Transport {
   }
 }
 
+/**
+ * Pings every WebSocket of a node once per `webSocketPingMs` from one timer (not a timer
+ * per connection); one that was not heard from for a whole round is terminated.
+ */
+class KeepAlive {
+  private readonly transports = new Set<WebSocketTransport>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly intervalMs: number) {}
+
+  add(transport: WebSocketTransport): void {
+    this.transports.add(transport);
+    this.timer ??= setInterval(() => this.round(), this.intervalMs).unref();
+  }
+
+  delete(transport: WebSocketTransport): void {
+    this.transports.delete(transport);
+    if (this.transports.size === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private round(): void {
+    for (const transport of this.transports) {
+      if (!transport.alive) {
+        transport.socket.terminate();
+        continue;
+      }
+      transport.alive = false;
+      transport.socket.ping();
+    }
+  }
+}
+
+const keepAlives = new WeakMap<HubNode, KeepAlive>();
+
 /** Options for the `ws` WebSocketServer that upgrades hub connections. */
-export function webSocketServerOptions(node: HubNode): { maxPayload: number } {
+export function webSocketServerOptions(node: HubNode): { maxPayload: number; perMessageDeflate: false } {
   // Commands up to maxMessageBytes are parsed; bigger ones get an error frame, and only
-  // messages 4x over the limit are cut off by ws itself (close code 1009).
-  return { maxPayload: node.options.limits.maxMessageBytes * 4 };
+  // messages 4x over the limit are cut off by ws itself (close code 1009). No compression:
+  // frames are built once for every subscriber and written as they are.
+  return { maxPayload: node.options.limits.maxMessageBytes * 4, perMessageDeflate: false };
+}
+
+/** The socket ws reads from and writes to; ws keeps it as `_socket` once the connection is open. */
+function rawSocketOf(socket: WebSocket): Duplex {
+  const raw = (socket as unknown as { _socket?: Duplex | null })._socket;
+  if (raw === undefined || raw === null || typeof raw.write !== 'function') {
+    throw new KoboldError('KOBOLD_ERR_HUB_INTERNAL'); // a ws release that no longer keeps it there
+  }
+  return raw;
 }
 
 /** Serves the hub protocol on an upgraded WebSocket. */
 export function acceptWebSocket(node: HubNode, socket: WebSocket): Session {
-  const transport = new WebSocketTransport(socket);
+  const transport = new WebSocketTransport(socket, rawSocketOf(socket));
   const session = node.openSession(transport);
-  let alive = true;
-  const ping = setInterval(() => {
-    if (!alive) return socket.terminate();
-    alive = false;
-    socket.ping();
-  }, node.options.limits.webSocketPingMs);
-  socket.on('pong', () => (alive = true));
+  let keepAlive = keepAlives.get(node);
+  if (keepAlive === undefined) keepAlives.set(node, (keepAlive = new KeepAlive(node.options.limits.webSocketPingMs)));
+  keepAlive.add(transport);
+  socket.on('pong', () => (transport.alive = true));
   socket.on('message', (data, isBinary) => {
-    alive = true;
+    transport.alive = true;
     if (isBinary) {
       const error = new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'binary messages are not supported; send JSON text' });
-      session.send(Buffer.from(encodeError(undefined, error)));
+      session.send(encodeFrame('websocket', encodeError(undefined, error)));
       return;
     }
     session.handleText(Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
   });
   socket.on('error', () => socket.terminate());
   socket.on('close', () => {
-    clearInterval(ping);
+    keepAlive.delete(transport);
     session.closedByPeer();
   });
   return session;

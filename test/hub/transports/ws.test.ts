@@ -1,7 +1,23 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { signHubToken } from '../../../src/hub/auth.js';
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
 import { RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
+
+/** Counts the writes that reach the server socket's TCP stream from now on (a writev of many frames is one). */
+function countWrites(socket: WebSocket): () => number {
+  const raw = (socket as unknown as { _socket: Duplex & { _write: Function; _writev: Function } })._socket;
+  let writes = 0;
+  for (const method of ['_write', '_writev'] as const) {
+    const original = raw[method];
+    raw[method] = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return original.apply(this, args);
+    };
+  }
+  return () => writes;
+}
 
 describe('WebSocket transport', () => {
   let server: TestServer;
@@ -19,21 +35,32 @@ describe('WebSocket transport', () => {
     await server.close();
   });
 
-  test('subscribe with history, then live publications in order; one WebSocket message per turn', async () => {
+  test('subscribe with history, then live publications in order; all due in one turn leave in one socket write', async () => {
     for (let i = 1; i <= 3; i++) await server.node.publish('news:a', { i });
     const client = await open();
     const reply = await client.call('subscribe', { channel: 'news:a', history: 2 });
     assert.equal(reply.result.channel, 'news:a');
     assert.equal(reply.result.position.offset, 3);
     assert.deepEqual(reply.result.publications.map((p: any) => p.data.i), [2, 3]);
+    const writes = countWrites(server.serverSocketOf(client.socket));
     const before = client.messages.length;
     for (let i = 4; i <= 13; i++) void server.node.publish('news:a', { i });
     await client.waitFor((frame) => frame.push === 'pub' && frame.data.i === 13);
     assert.deepEqual(client.pubs('news:a').map((p) => p.offset), [4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
-    assert.equal(client.messages.length - before, 1, 'ten publications in one turn leave as one WebSocket message');
+    assert.equal(client.messages.length - before, 10, 'one WebSocket message per publication');
+    assert.equal(writes(), 1, 'ten publications in one turn leave in one write');
     const pub = client.pubs('news:a')[0];
     assert.equal(pub.epoch, reply.result.position.epoch);
     assert.ok(pub.time > 0);
+  });
+
+  test('publications of every frame-length class (7-bit, 16-bit, 64-bit lengths) arrive intact', async () => {
+    const client = await open();
+    await client.call('subscribe', { channel: 'news:sizes' });
+    const texts = ['x', 'y'.repeat(200), 'z'.repeat(70_000), 'é€'.repeat(40)];
+    for (const text of texts) await server.node.publish('news:sizes', { text });
+    await client.waitFor((frame) => frame.push === 'pub' && frame.channel === 'news:sizes' && frame.data.text === texts[3]);
+    assert.deepEqual(client.pubs('news:sizes').map((p) => p.data.text), texts);
   });
 
   test('resume since a position gets exactly what was missed; an old epoch or a moved window answers lost', async () => {
@@ -158,6 +185,31 @@ describe('WebSocket command order', () => {
       assert.equal(reply.result.channel, 'news:order');
     } finally {
       client.close();
+      await server.close();
+    }
+  });
+});
+
+describe('WebSocket keep-alive', () => {
+  test('a connection that answers no ping is terminated; one that answers stays', async () => {
+    const server = await startTestServer({ hub: { namespaces: [{ name: 'news', subscribe: 'anyone' }], limits: { webSocketPingMs: 100 } } });
+    const answering = await RawClient.open(server.ws);
+    const silent = new WebSocket(server.ws, { autoPong: false });
+    let silentClosed = false;
+    silent.on('close', () => (silentClosed = true));
+    try {
+      await new Promise((resolve, reject) => {
+        silent.once('open', resolve);
+        silent.once('error', reject);
+      });
+      const deadline = Date.now() + 3000;
+      while (!silentClosed && Date.now() < deadline) await sleep(20);
+      assert.ok(silentClosed, 'the silent connection was terminated');
+      assert.equal(answering.closeCode, null, 'the answering connection is still open');
+      assert.ok((await answering.call('connect')).result);
+    } finally {
+      silent.terminate();
+      answering.close();
       await server.close();
     }
   });
