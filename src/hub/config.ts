@@ -3,6 +3,8 @@
 // option by its path (e.g. `hub.namespaces.0.joinLeave`).
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { segmentPrefix } from '../shm/app-api.js';
+import { shmAvailable, unavailableReason } from '../shm/native.js';
 import { limitsSchema, namespaceProblems, namespaceSchema } from './options.js';
 
 const pathPrefix = z.string().regex(/^\/[^?#]*[^/?#]$/, 'a path starting with "/" and not ending with "/"');
@@ -18,7 +20,35 @@ export const hubConfigDefaults = {
   writerRequestTimeoutMs: 5_000,
   writerConnectTimeoutMs: 10_000,
   serveClientBundle: true,
+  ring: { records: 32_768, recordBytes: 512, persistent: false },
 } as const;
+
+const ringSchema = z
+  .object({
+    /** Records the ring keeps (a power of two): the log's window for history read in place and for recovery. */
+    records: z
+      .number()
+      .int()
+      .min(64)
+      .max(1 << 24)
+      .refine((n) => (n & (n - 1)) === 0, 'a power of two')
+      .default(hubConfigDefaults.ring.records),
+    /** Bytes per record (a multiple of 8); a larger publication takes several records, up to a quarter of the ring. */
+    recordBytes: z
+      .number()
+      .int()
+      .min(64)
+      .max(1 << 20)
+      .refine((n) => n % 8 === 0, 'a multiple of 8')
+      .default(hubConfigDefaults.ring.recordBytes),
+    /** Keep the ring in a file (`<runDir>/hub.ring`) instead of /dev/shm, so history survives `kobold restart` and reboots. */
+    persistent: z.boolean().default(hubConfigDefaults.ring.persistent),
+    /** The ring's segment: a /dev/shm name, or a file path (relative to runDir). Default: private to the daemon, or `hub.ring` when persistent. */
+    segment: z.string().min(1).optional(),
+    /** The UNIX socket that wakes ring readers; default `<runDir>/hub-ring.sock`. */
+    doorbellPath: z.string().min(1).optional(),
+  })
+  .strict();
 
 export const hubConfigSchema = z
   .object({
@@ -54,6 +84,14 @@ export const hubConfigSchema = z
     writerConnectTimeoutMs: z.number().int().positive().default(hubConfigDefaults.writerConnectTimeoutMs),
     /** Serve the browser client at `<pathPrefix>/client.js`. */
     serveClientBundle: z.boolean().default(hubConfigDefaults.serveClientBundle),
+    /**
+     * How the writer hands the log to web workers: `shm` writes it once to a shared-memory ring
+     * they read in place; `socket` sends it to each over its UNIX socket. Default: `shm` when
+     * shared memory works on this machine, else `socket`.
+     */
+    backend: z.enum(['shm', 'socket']).optional(),
+    /** The `shm` backend's ring. */
+    ring: ringSchema.prefault({}),
   })
   .strict()
   .superRefine((hub, ctx) => {
@@ -66,17 +104,34 @@ export type HubConfigInput = z.input<typeof hubConfigSchema>;
 export type HubConfig = z.output<typeof hubConfigSchema>;
 
 /** The hub config with its socket paths made absolute: what the writer app and the web workers share. */
-export interface HubSettings extends Omit<HubConfig, 'writerSocketPath' | 'publishSocketPath'> {
+export interface HubSettings extends Omit<HubConfig, 'writerSocketPath' | 'publishSocketPath' | 'ring'> {
   readonly writerSocketPath: string;
   readonly publishSocketPath: string;
+  readonly ring: HubConfig['ring'] & { readonly segment: string; readonly doorbellPath: string };
 }
 
-/** Fills the socket paths: defaults in `runDir`, relative ones against it. */
+/**
+ * Fills the paths: defaults in `runDir`, relative ones against it. The default ring is a
+ * /dev/shm segment named after runDir, so the master removes it when the daemon stops.
+ */
 export function resolveHubSettings(hub: HubConfig, runDir: string): HubSettings {
   const at = (path: string | undefined, fallback: string) => resolve(runDir, path ?? fallback);
+  const segment = hub.ring.segment ?? (hub.ring.persistent ? 'hub.ring' : `${segmentPrefix(runDir)}hub.ring`);
   return {
     ...hub,
     writerSocketPath: at(hub.writerSocketPath, 'hub.sock'),
     publishSocketPath: at(hub.publishSocketPath, 'publish.sock'),
+    ring: {
+      ...hub.ring,
+      segment: hub.ring.persistent || segment.includes('/') ? resolve(runDir, segment) : segment,
+      doorbellPath: at(hub.ring.doorbellPath, 'hub-ring.sock'),
+    },
   };
+}
+
+/** The backend the writer runs, and why it is `socket` when `shm` was wanted but shared memory is unavailable. */
+export function chooseHubBackend(configured: HubConfig['backend']): { backend: 'shm' | 'socket'; fallbackReason?: string } {
+  if (configured === 'socket') return { backend: 'socket' };
+  if (shmAvailable()) return { backend: 'shm' };
+  return { backend: 'socket', fallbackReason: unavailableReason() };
 }

@@ -1,9 +1,10 @@
-// The hub in every worker but the writer's: connects to the writer (connectHub), builds
+// The hub in every worker but the writer's: connects to the writer (connectHubLog: the log
+// from its shared-memory ring when it writes one, else from its socket), builds
 // this process's HubNode, gives apps `ctx.hub`, and in `http` services serves the
 // transports, the client bundle and the server API on the service's port (mount.ts).
 import type { WorkerBoot } from '../ipc/messages.js';
 import type { FeatureHandle, WorkerFeature } from '../worker/features.js';
-import { connectHub } from './backends/socket.js';
+import { connectHubLog } from './backends/shm.js';
 import { hubConfigSchema, type HubSettings, resolveHubSettings } from './config.js';
 import { HUB_WRITER_MODULE } from './expansion.js';
 import { HubHttpMount } from './mount.js';
@@ -22,8 +23,9 @@ export const hubFeature: WorkerFeature = {
   async start({ boot, logger }): Promise<FeatureHandle | null> {
     const settings = hubSettingsOf(boot);
     if (settings === null || boot.apps.some((app) => app.module === HUB_WRITER_MODULE)) return null;
-    const backend = await connectHub({
+    const backend = await connectHubLog({
       socketPath: settings.writerSocketPath,
+      namespaces: settings.namespaces,
       logger,
       requestTimeoutMs: settings.writerRequestTimeoutMs,
       connectTimeoutMs: settings.writerConnectTimeoutMs,

@@ -1,11 +1,12 @@
 // The built-in app `kobold:hub-writer`, run by the `hub` singleton service (added by
 // expansion.ts): the log server that assigns offsets and feeds every web worker, and the
 // UNIX publish socket. On reload the new writer takes the old one's streams over
-// (log-server.ts), so epochs and offsets continue and clients resume without loss.
+// (log-server.ts), so epochs and offsets continue and clients resume without loss. With the
+// `shm` backend it also writes the log to the ring (ring-log.ts) and recovers from it.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { defineApp } from '../app/define.js';
-import { type HubConfig, hubConfigSchema, resolveHubSettings } from './config.js';
+import { chooseHubBackend, type HubConfig, hubConfigSchema, resolveHubSettings } from './config.js';
 import { startHubLogServer } from './log-server.js';
 import { HubNode } from './node.js';
 import { type PublishSocket, startPublishSocket } from './publish-socket.js';
@@ -17,6 +18,13 @@ export default defineApp<HubConfig>({
     // The expansion passes absolute socket paths; a hand-written instance may leave them to the defaults.
     const settings = resolveHubSettings(ctx.config, process.cwd());
     mkdirSync(dirname(settings.writerSocketPath), { recursive: true });
+    const { backend, fallbackReason } = chooseHubBackend(settings.backend);
+    if (fallbackReason !== undefined) ctx.logger.warn(`hub: shared memory is unavailable (${fallbackReason}); using the socket backend`);
+    const { segment, doorbellPath, recordBytes, records } = settings.ring;
+    if (backend === 'shm') {
+      mkdirSync(dirname(doorbellPath), { recursive: true });
+      if (segment.includes('/')) mkdirSync(dirname(segment), { recursive: true });
+    }
     let publishSocket: PublishSocket | null = null;
     const closePublishSocket = async () => {
       const open = publishSocket;
@@ -28,6 +36,7 @@ export default defineApp<HubConfig>({
       namespaces: settings.namespaces,
       logger: ctx.logger,
       takeOver: true,
+      ring: backend === 'shm' ? { segment, doorbellPath, recordBytes, records } : undefined,
       // The new writer opens the publish socket on the same path after taking over.
       beforeHandOver: closePublishSocket,
     });
