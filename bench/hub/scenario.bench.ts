@@ -9,7 +9,7 @@
 // The clients run in separate emulator processes (never in this one), publications are
 // sent from here after a warm-up, and every server process is measured on its own through
 // /proc: CPU seconds per role (Kobold: supervisor, hub writer, web workers; Socket.IO:
-// primary, workers) and RSS per idle connection. Prints deliveries/s, publish-to-delivery
+// primary, workers) and RSS per idle connection (marginal, see run()). Prints deliveries/s, publish-to-delivery
 // p50/p99, deliveries per server CPU-second and the ratios against the issue's targets.
 // Loopback only; stops by itself. The emulators share the machine's cores with the server.
 //
@@ -17,6 +17,7 @@
 //   env (defaults): HUB_BENCH_WS=2000 HUB_BENCH_SSE=200 HUB_BENCH_LONGPOLL=200 HUB_BENCH_RATE=200
 //     (publications/s) HUB_BENCH_SECONDS=5 HUB_BENCH_WARMUP_S=1 HUB_BENCH_ROOMS=20
 //     HUB_BENCH_EMULATORS=2 HUB_BENCH_RUNS=1 HUB_BENCH_SYSTEMS=kobold-ws,kobold-mix,socketio,ws
+//     HUB_BENCH_BACKEND=shm|socket (Kobold's hub backend; unset: the daemon's default)
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
@@ -26,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import type { Share } from './fixtures/clients.js';
+import { COLLECT_GARBAGE } from './fixtures/gc.js';
 import { childrenOf, cpuMeter, rssBytes, type ServerProcess } from './proc.js';
 
 const setting = (name: string, fallback: number) => Number(process.env[`HUB_BENCH_${name}`] ?? fallback);
@@ -37,6 +39,8 @@ const WARMUP_S = setting('WARMUP_S', 1);
 const ROOMS = setting('ROOMS', 20);
 const EMULATORS = Math.max(1, setting('EMULATORS', 2));
 const RUNS = Math.max(1, setting('RUNS', 1));
+/** Kobold's hub backend (`shm` or `socket`); unset: the daemon's default. */
+const BACKEND = process.env.HUB_BENCH_BACKEND;
 const SYSTEMS = (process.env.HUB_BENCH_SYSTEMS ?? 'kobold-ws,kobold-mix,socketio,ws').split(',');
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -49,6 +53,8 @@ type Mix = typeof MIX;
 
 interface Result {
   name: string;
+  /** Marginal RSS per connection, without and after a full collection in every server process. */
+  rssPerConnectionGc: number;
   deliveries: number;
   expected: number;
   wallS: number;
@@ -65,7 +71,35 @@ interface System {
   base: string;
   processes: ServerProcess[];
   publish(room: string, data: string): void;
+  /** A full garbage collection in every server process. */
+  collectGarbage(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Asks a forked fixture (gc.ts's answerGcRequests) for a collection. */
+function collectIn(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (m: { gcDone?: boolean }) => m.gcDone && (child.off('message', done), resolve());
+    child.on('message', done);
+    child.send({ gc: true });
+  });
+}
+
+/** Runs one line in a Kobold worker's debug console and waits for it to finish. */
+function consoleRun(path: string, line: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    let output = '';
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      output += chunk.toString();
+      if (output.includes("'line done'")) {
+        socket.destroy();
+        resolve();
+      }
+    });
+    socket.write(`{"terminal":false}\n${line}; 'line done'\n`);
+  });
 }
 
 async function freePort(): Promise<number> {
@@ -121,11 +155,26 @@ async function run(name: string, mix: Mix, start: () => Promise<System>): Promis
   const target = await start();
   const emulators: ChildProcess[] = [];
   try {
-    const pids = target.processes.map((p) => p.pid);
-    const rssBefore = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
-    emulators.push(...(await Promise.all(shares(mix).map((share) => forkReady(fixture('clients.ts'), [target.system, target.base, JSON.stringify(share)])))));
-    await sleep(1000);
-    const rssPerConnection = (pids.reduce((sum, pid) => sum + rssBytes(pid), 0) - rssBefore) / CLIENTS;
+    // RSS per idle connection is marginal: measured across the clients of all but the first
+    // emulator, so what the first connections cost once (code warming up, pools) is left out;
+    // from a collected heap, once as it is and once after another full collection.
+    const rss = () => target.processes.reduce((sum, p) => sum + rssBytes(p.pid), 0);
+    await target.collectGarbage();
+    let rssBefore = rss();
+    let counted = 0;
+    for (const [i, share] of shares(mix).entries()) {
+      emulators.push(await forkReady(fixture('clients.ts'), [target.system, target.base, JSON.stringify(share)]));
+      await sleep(1000);
+      if (i === 0 && EMULATORS > 1) {
+        await target.collectGarbage();
+        rssBefore = rss();
+      } else {
+        counted += share.websocket[1] + share.sse[1] + share.longpoll[1];
+      }
+    }
+    const rssPerConnection = (rss() - rssBefore) / counted;
+    await target.collectGarbage();
+    const rssPerConnectionGc = (rss() - rssBefore) / counted;
     const sizes = roomSizes(mix);
     await publishFor(WARMUP_S, target, false, sizes);
     await sleep(500);
@@ -149,7 +198,7 @@ async function run(name: string, mix: Mix, start: () => Promise<System>): Promis
     latencies.sort((a, b) => a - b);
     const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
     const cpuS = [...cpuByRole.values()].reduce((a, b) => a + b, 0);
-    return { name, deliveries: latencies.length, expected, wallS, cpuByRole, cpuS, rssPerConnection, p50: at(0.5), p99: at(0.99) };
+    return { name, deliveries: latencies.length, expected, wallS, cpuByRole, cpuS, rssPerConnection, rssPerConnectionGc, p50: at(0.5), p99: at(0.99) };
   } finally {
     for (const emulator of emulators) emulator.kill('SIGKILL');
     await target.stop();
@@ -163,14 +212,19 @@ async function kobold(): Promise<System> {
     join(dir, 'kobold.config.json'),
     JSON.stringify({
       logLevel: 'warn',
+      apps: [], // the hub alone, not the chat demo a config without apps gets
       services: { web: { port, workers: 2, maxWorkers: 2, scaling: { enabled: false }, http: { maxConnections: 100_000 } } },
-      hub: { namespaces: [{ name: 'bench', subscribe: 'anyone', historySize: 100 }], limits: { maxSubscriptionsPerConnection: 4 } },
+      hub: {
+        namespaces: [{ name: 'bench', subscribe: 'anyone', historySize: 100 }],
+        limits: { maxSubscriptionsPerConnection: 4 },
+        ...(BACKEND === undefined ? {} : { backend: BACKEND }),
+      },
     }),
   );
   const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8' });
   const started = cli(['start']);
   if (started.status !== 0) throw new Error(`kobold start failed: ${started.stderr}`);
-  const status = JSON.parse(cli(['fullstatus', '--json']).stdout) as { pid: number; workers: { pid: number; service: string }[] };
+  const status = JSON.parse(cli(['fullstatus', '--json']).stdout) as { pid: number; workers: { pid: number; service: string; consoleSocket: string }[] };
   const processes = [
     { pid: status.pid, role: 'supervisor' },
     ...status.workers.map((w) => ({ pid: w.pid, role: w.service === 'hub' ? 'hub writer' : `${w.service} workers` })),
@@ -183,6 +237,9 @@ async function kobold(): Promise<System> {
     base: `http://127.0.0.1:${port}`,
     processes,
     publish: (room, data) => socket.write(`{"method":"publish","channel":"${room}","data":${data}}\n`),
+    async collectGarbage() {
+      await Promise.all(status.workers.map((w) => consoleRun(w.consoleSocket, COLLECT_GARBAGE)));
+    },
     async stop() {
       socket.destroy();
       // a graceful stop lets workers exit normally (so NODE_OPTIONS=--cpu-prof profiles get written)
@@ -203,6 +260,7 @@ async function socketIo(): Promise<System> {
     base: `http://127.0.0.1:${port}`,
     processes: [{ pid: primary.pid!, role: 'primary' }, ...workers.map((pid) => ({ pid, role: 'workers' }))],
     publish: (room, data) => publisher.emit('pub', room, JSON.parse(data)),
+    collectGarbage: () => collectIn(primary),
     async stop() {
       publisher.close();
       for (const pid of workers) process.kill(pid, 'SIGKILL');
@@ -222,6 +280,7 @@ async function bareWs(): Promise<System> {
     processes: [{ pid: server.pid!, role: 'server' }],
     // the room travels in front of the payload, so the server forwards the payload untouched
     publish: (room, data) => publisher.send(room + ' ' + data),
+    collectGarbage: () => collectIn(server),
     async stop() {
       publisher.terminate();
       server.kill('SIGKILL');
@@ -243,7 +302,7 @@ function print(result: Result): void {
     `${result.name.padEnd(10)} ${Math.round(result.deliveries / result.wallS)} deliveries/s (${result.deliveries}/${result.expected}), ` +
       `p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ` +
       `${Math.round(result.deliveries / result.cpuS)} deliveries/CPU-s (CPU s: ${roles}), ` +
-      `RSS ${(result.rssPerConnection / 1024).toFixed(1)} KiB per idle connection`,
+      `RSS per idle connection ${(result.rssPerConnection / 1024).toFixed(1)} KiB (${(result.rssPerConnectionGc / 1024).toFixed(1)} KiB after a full GC)`,
   );
 }
 
@@ -252,7 +311,8 @@ const perCpu = (r: Result) => r.deliveries / r.cpuS;
 
 console.log(
   `${CLIENTS} clients per system (kobold mix: ${MIX.websocket} WebSocket + ${MIX.sse} SSE + ${MIX.longpoll} long-poll; the others all WebSocket) ` +
-    `in ${ROOMS} rooms, ${RATE} publications/s for ${SECONDS} s after ${WARMUP_S} s warm-up, ${EMULATORS} emulator processes, ${RUNS} run(s)`,
+    `in ${ROOMS} rooms, ${RATE} publications/s for ${SECONDS} s after ${WARMUP_S} s warm-up, ${EMULATORS} emulator processes, ${RUNS} run(s); ` +
+    `Kobold hub backend: ${BACKEND ?? 'default'}`,
 );
 const results = new Map<string, Result[]>();
 for (let i = 0; i < RUNS; i++) {
@@ -276,5 +336,6 @@ for (const kobold of ['kobold ws', 'kobold mix']) {
   ratio(`deliveries per CPU-second, ${kobold} / socket.io`, medianOf(kobold, perCpu) / medianOf('socket.io', perCpu), 3, 'higher');
   ratio(`deliveries per CPU-second, ${kobold} / bare ws`, medianOf(kobold, perCpu) / medianOf('bare ws', perCpu), 0.7, 'higher');
   ratio(`RSS per idle connection, ${kobold} / socket.io`, medianOf(kobold, (r) => r.rssPerConnection) / medianOf('socket.io', (r) => r.rssPerConnection), 0.5, 'lower');
+  ratio(`  the same after a full GC in every server process`, medianOf(kobold, (r) => r.rssPerConnectionGc) / medianOf('socket.io', (r) => r.rssPerConnectionGc), 0.5, 'lower');
 }
 process.exit(0);
