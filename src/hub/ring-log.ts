@@ -36,8 +36,6 @@ export interface RingInfo {
 const CLAIM_TIMEOUT_MS = 3_000;
 
 export class RingLog {
-  /** Where each channel's newest publication lies, to chain the next one to it. */
-  private readonly last = new Map<string, { seq: number; epoch: string }>();
   private readonly encoder: RecordEncoder;
   private readonly maxBody: number;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -51,7 +49,7 @@ export class RingLog {
   ) {
     this.encoder = new RecordEncoder(ring.recordSize);
     this.maxBody = maxBodyBytes(ring);
-    // Links to records the ring already overwrote are useless: forget them now and then.
+    // Streams whose newest record the ring overwrote link to nothing: forget them now and then.
     this.sweepTimer = setInterval(() => this.forgetOverwritten(), 30_000);
     this.sweepTimer.unref();
   }
@@ -95,7 +93,7 @@ export class RingLog {
       } else {
         stream.publications.push(publication);
       }
-      this.last.set(publication.channel, { seq, epoch: publication.epoch });
+      this.encoder.stream(publication.channel, publication.epoch).lastSeq = seq;
     });
     return [...streams].map(([channel, { epoch, publications }]) => {
       const newest = publications[publications.length - 1];
@@ -105,23 +103,16 @@ export class RingLog {
 
   /** Throws KOBOLD_ERR_HUB_TOO_LARGE for a publication the ring cannot hold (a quarter of it). */
   checkFits(channel: string, data: string, info: string): void {
-    const size = bodyBytesBound(channel, data, info);
+    const size = bodyBytesBound(channel, data, info, this.maxBody);
     if (size > this.maxBody) throw new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size, limit: this.maxBody });
   }
 
   /** Writes one publication (checked with checkFits) and rings the doorbell at the end of the turn. */
   append(publication: Publication): void {
     if (this.closed) return;
-    const { channel, epoch } = publication;
-    const previous = this.last.get(channel);
-    const prevSeq = previous !== undefined && previous.epoch === epoch ? previous.seq : -1;
-    const parts = this.encoder.encode(publication, prevSeq, publication.info === undefined ? '' : JSON.stringify(publication.info));
-    const seq = parts.length === 1 ? this.writer.write(parts[0]) : this.writer.writeMany(parts);
-    if (previous === undefined) this.last.set(channel, { seq, epoch });
-    else {
-      previous.seq = seq;
-      previous.epoch = epoch;
-    }
+    const stream = this.encoder.stream(publication.channel, publication.epoch);
+    const parts = this.encoder.encode(publication, stream, publication.info === undefined ? '' : JSON.stringify(publication.info));
+    stream.lastSeq = parts instanceof Uint8Array ? this.writer.write(parts) : this.writer.writeMany(parts);
     this.doorbell.ring();
   }
 
@@ -136,7 +127,7 @@ export class RingLog {
 
   private forgetOverwritten(): void {
     const tail = this.ring.tail;
-    for (const [channel, { seq }] of this.last) if (seq < tail) this.last.delete(channel);
+    for (const [channel, stream] of this.encoder.streams) if (stream.lastSeq < tail) this.encoder.streams.delete(channel);
   }
 }
 

@@ -30,45 +30,85 @@ export function maxBodyBytes(ring: Pick<SharedRing, 'recordSize' | 'capacity'>):
   return parts * (ring.recordSize - PART_HEADER_BYTES);
 }
 
-/** An upper bound of a publication's body size, known before the writer assigns its epoch. */
-export function bodyBytesBound(channel: string, data: string, info: string): number {
-  return BODY_FIXED_BYTES + EPOCH_BYTES_BOUND + Buffer.byteLength(channel) + Buffer.byteLength(data) + Buffer.byteLength(info);
+/**
+ * An upper bound of a publication's body size, known before the writer assigns its epoch.
+ * Strings are measured only when 3 bytes per character might not fit (the usual case is cheap).
+ */
+export function bodyBytesBound(channel: string, data: string, info: string, limit: number): number {
+  const fixed = BODY_FIXED_BYTES + EPOCH_BYTES_BOUND;
+  const rough = fixed + 3 * (channel.length + data.length + info.length);
+  return rough <= limit ? rough : fixed + Buffer.byteLength(channel) + Buffer.byteLength(data) + Buffer.byteLength(info);
+}
+
+/** What the writer keeps per stream: its name and epoch as bytes (encoded once, not per publication) and its newest record. */
+export interface StreamRecord {
+  readonly epoch: string;
+  readonly bytes: Buffer;
+  readonly channelBytes: number;
+  /** Ring sequence of the stream's newest publication (the next one links to it); -1: none in the ring. */
+  lastSeq: number;
 }
 
 /** Encodes publications into ring parts, reusing one buffer for the common one-part case. */
 export class RecordEncoder {
   private scratch = Buffer.allocUnsafe(4096);
+  /** Numbers go through a DataView: Buffer's write methods cost ten times more. */
+  private fields = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.length);
+  /** Views of the scratch buffer's first n bytes, made once per n (a Buffer's subarray costs more than the rest). */
+  private views: Uint8Array[] = [];
+  /** Streams with a publication in the ring, by channel. */
+  readonly streams = new Map<string, StreamRecord>();
 
   constructor(private readonly recordSize: number) {}
 
-  /** The parts of one publication, valid until the next call. */
-  encode(publication: Publication, prevSeq: number, info: string): Uint8Array[] {
-    const { channel, epoch, data } = publication;
-    const bound = PART_HEADER_BYTES + BODY_FIXED_BYTES + 3 * (channel.length + epoch.length + info.length + data.length);
-    if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafe(bound * 2);
+  /** The channel's stream record, a new one (linked to nothing) when the epoch changed. */
+  stream(channel: string, epoch: string): StreamRecord {
+    const known = this.streams.get(channel);
+    if (known !== undefined && known.epoch === epoch) return known;
+    const channelBytes = Buffer.byteLength(channel);
+    const bytes = Buffer.allocUnsafe(channelBytes + Buffer.byteLength(epoch));
+    bytes.write(channel, 0, 'utf8');
+    bytes.write(epoch, channelBytes, 'utf8');
+    const stream = { epoch, bytes, channelBytes, lastSeq: -1 };
+    this.streams.set(channel, stream);
+    return stream;
+  }
+
+  /**
+   * One record, or the parts of a publication that needs several; valid until the next call.
+   * `stream` is stream(publication.channel, publication.epoch): the record links to its lastSeq.
+   */
+  encode(publication: Publication, stream: StreamRecord, info: string): Uint8Array | Uint8Array[] {
+    const data = publication.data;
+    const bound = PART_HEADER_BYTES + BODY_FIXED_BYTES + stream.bytes.length + 3 * (info.length + data.length);
+    if (this.scratch.length < bound) {
+      this.scratch = Buffer.allocUnsafe(bound * 2);
+      this.fields = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.length);
+      this.views = [];
+    }
     const buffer = this.scratch;
+    const fields = this.fields;
     const base = PART_HEADER_BYTES;
-    buffer.writeDoubleLE(publication.offset, base);
-    buffer.writeDoubleLE(publication.time, base + 8);
-    buffer.writeDoubleLE(prevSeq, base + 16);
+    fields.setFloat64(base, publication.offset, true);
+    fields.setFloat64(base + 8, publication.time, true);
+    fields.setFloat64(base + 16, stream.lastSeq, true);
     let at = base + BODY_FIXED_BYTES;
-    const c = buffer.write(channel, at, 'utf8');
-    at += c;
-    const e = buffer.write(epoch, at, 'utf8');
-    at += e;
+    buffer.set(stream.bytes, at);
+    at += stream.bytes.length;
     const i = info === '' ? 0 : buffer.write(info, at, 'utf8');
     at += i;
     const d = buffer.write(data, at, 'utf8');
     at += d;
-    buffer.writeUInt32LE(c, base + 24);
-    buffer.writeUInt32LE(e, base + 28);
-    buffer.writeUInt32LE(i, base + 32);
-    buffer.writeUInt32LE(d, base + 36);
+    fields.setUint32(base + 24, stream.channelBytes, true);
+    fields.setUint32(base + 28, stream.bytes.length - stream.channelBytes, true);
+    fields.setUint32(base + 32, i, true);
+    fields.setUint32(base + 36, d, true);
     const perPart = this.recordSize - PART_HEADER_BYTES;
     const bodyBytes = at - base;
     const count = Math.ceil(bodyBytes / perPart);
-    writePartHeader(buffer, 0, FIRST, count);
-    if (count === 1) return [buffer.subarray(0, at)];
+    fields.setUint32(0, FIRST, true);
+    fields.setUint32(4, count, true);
+    if (count === 1) return (this.views[at] ??= new Uint8Array(buffer.buffer, buffer.byteOffset, at));
     const parts: Uint8Array[] = [];
     for (let index = 0; index < count; index++) {
       const start = base + index * perPart;
@@ -89,44 +129,59 @@ function writePartHeader(buffer: Buffer, at: number, tag: number, n: number): vo
   buffer.writeUInt32LE(n, at + 4);
 }
 
-/** Decodes a whole body (a Buffer holding exactly one). */
-export function decodeBody(body: Buffer): LoggedPublication {
-  const c = body.readUInt32LE(24);
-  const e = body.readUInt32LE(28);
-  const i = body.readUInt32LE(32);
-  const d = body.readUInt32LE(36);
-  let at = BODY_FIXED_BYTES;
-  const channel = body.toString('utf8', at, (at += c));
-  const epoch = body.toString('utf8', at, (at += e));
-  const info = i === 0 ? undefined : JSON.parse(body.toString('utf8', at, at + i));
-  at += i;
-  const data = body.toString('utf8', at, at + d);
-  const offset = body.readDoubleLE(0);
-  const time = body.readDoubleLE(8);
+/** Bytes to decode bodies from: a reader's copy buffer (one per reader, reused) or a joined multi-part body. */
+interface BodySource {
+  readonly bytes: Buffer;
+  readonly fields: DataView;
+}
+
+function sourceOf(buffer: ArrayBufferLike): BodySource {
+  return { bytes: Buffer.from(buffer), fields: new DataView(buffer) };
+}
+
+/** Decodes the body that starts at byte `at` of `source`. */
+function decodeBody({ bytes, fields }: BodySource, at: number): LoggedPublication {
+  const c = fields.getUint32(at + 24, true);
+  const e = fields.getUint32(at + 28, true);
+  const i = fields.getUint32(at + 32, true);
+  const d = fields.getUint32(at + 36, true);
+  let from = at + BODY_FIXED_BYTES;
+  const channel = bytes.toString('utf8', from, (from += c));
+  const epoch = bytes.toString('utf8', from, (from += e));
+  const info = i === 0 ? undefined : JSON.parse(bytes.toString('utf8', from, from + i));
+  from += i;
+  const data = bytes.toString('utf8', from, from + d);
+  const offset = fields.getFloat64(at, true);
+  const time = fields.getFloat64(at + 8, true);
   const publication: Publication = info === undefined ? { channel, offset, epoch, data, time } : { channel, offset, epoch, data, info, time };
-  return { publication, prevSeq: body.readDoubleLE(16) };
+  return { publication, prevSeq: fields.getFloat64(at + 16, true) };
 }
 
 /**
- * Joins parts back into bodies while following a ring. Feed every record in order; after a
- * gap (records lost to a lap), call reset() so a half-read publication is dropped.
+ * Joins parts back into publications while following a ring. Feed every record in order; a
+ * publication whose parts are not all there in sequence (lost to a lap) is dropped.
  */
 export class RecordAssembler {
   private parts: Buffer[] = [];
   private expected = 0;
   private firstSeq = -1;
+  private source: BodySource | null = null;
+  /** Sequence of the first part of the publication push() returned last. */
+  completedAt = -1;
 
-  /** The body completed by this record and the sequence of its first part, or null. */
-  push(payload: Uint8Array, seq: number): { body: Buffer; seq: number } | null {
-    const record = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    const tag = record[0];
-    const n = record.readUInt32LE(4);
+  /** The publication this record completes, or null. */
+  push(payload: Uint8Array, seq: number): LoggedPublication | null {
+    if (this.source === null || this.source.bytes.buffer !== payload.buffer) this.source = sourceOf(payload.buffer);
+    const at = payload.byteOffset;
+    const tag = payload[0];
+    const n = this.source.fields.getUint32(at + 4, true);
     if (tag === FIRST) {
       if (n === 1) {
         this.reset();
-        return { body: record.subarray(PART_HEADER_BYTES), seq };
+        this.completedAt = seq;
+        return decodeBody(this.source, at + PART_HEADER_BYTES);
       }
-      this.parts = [Buffer.from(record.subarray(PART_HEADER_BYTES))];
+      this.parts = [Buffer.from(payload.subarray(PART_HEADER_BYTES))];
       this.expected = n;
       this.firstSeq = seq;
       return null;
@@ -135,12 +190,12 @@ export class RecordAssembler {
       this.reset(); // a continuation without its start: its publication was lost
       return null;
     }
-    this.parts.push(Buffer.from(record.subarray(PART_HEADER_BYTES)));
+    this.parts.push(Buffer.from(payload.subarray(PART_HEADER_BYTES)));
     if (this.parts.length < this.expected) return null;
     const body = Buffer.concat(this.parts);
-    const first = this.firstSeq;
+    this.completedAt = this.firstSeq;
     this.reset();
-    return { body, seq: first };
+    return decodeBody(sourceOf(body.buffer), body.byteOffset);
   }
 
   reset(): void {
@@ -157,7 +212,7 @@ export class RecordAssembler {
 export function readPublicationAt(reader: RingReader, seq: number): LoggedPublication | null {
   const assembler = new RecordAssembler();
   let next = seq;
-  let done: { body: Buffer; seq: number } | null = null;
+  let done: LoggedPublication | null = null;
   let broken = false;
   reader.seek(seq);
   while (done === null && !broken) {
@@ -171,7 +226,7 @@ export function readPublicationAt(reader: RingReader, seq: number): LoggedPublic
     }, 1);
     if (result.read === 0 || result.lost > 0) broken = true;
   }
-  return done === null ? null : decodeBody((done as { body: Buffer }).body);
+  return done;
 }
 
 /**
@@ -184,7 +239,7 @@ export function scanRing(reader: RingReader, from: number, to: number, onPublica
   while (reader.position < to) {
     const result = reader.read((payload, seq) => {
       const done = assembler.push(payload, seq);
-      if (done !== null) onPublication(decodeBody(done.body), done.seq);
+      if (done !== null) onPublication(done, assembler.completedAt);
     }, to - reader.position);
     if (result.read === 0 && result.lost === 0) break;
   }

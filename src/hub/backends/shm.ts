@@ -28,7 +28,7 @@ import type {
   StreamPosition,
   Unsubscribe,
 } from '../types.js';
-import { decodeBody, type LoggedPublication, readPublicationAt, RecordAssembler, scanRing } from './shm-records.js';
+import { type LoggedPublication, readPublicationAt, RecordAssembler, scanRing } from './shm-records.js';
 import { type ConnectHubOptions, SocketBackend } from './socket.js';
 
 export interface ConnectHubLogOptions extends ConnectHubOptions {
@@ -185,10 +185,9 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier {
   }
 
   private onRecord(payload: Uint8Array, seq: number): void {
-    const done = this.assembler.push(payload, seq);
-    if (done === null) return;
-    const logged = decodeBody(done.body);
-    this.setHead(logged, done.seq);
+    const logged = this.assembler.push(payload, seq);
+    if (logged === null) return;
+    this.setHead(logged, this.assembler.completedAt);
     this.deliver(logged.publication);
   }
 
