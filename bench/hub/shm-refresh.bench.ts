@@ -1,0 +1,74 @@
+// Refresh-mode polls (POST <pathPrefix>/refresh, the client up to date on one channel)
+// answered by the web workers from the shared-memory ring, vs a plain HTTP hello on the same
+// 2 workers; then the same polls on the socket backend, where each one costs a request to
+// the hub writer. Side by side in one run, keep-alive load from this process (autocannon).
+// Run: npm run build && node --import tsx bench/hub/shm-refresh.bench.ts [seconds]
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { shmAvailable, unavailableReason } from '../../src/shm/native.js';
+import { CLI, freePort, ratio, run } from '../helpers.js';
+
+const SECONDS = Number(process.argv[2] ?? 5);
+const CONNECTIONS = 50;
+const HELLO_APP = fileURLToPath(new URL('../shm/fixtures/hello-app.mjs', import.meta.url));
+const CHANNEL = 'room:poll';
+
+async function rate(url: string, options: { method?: 'POST'; body?: string } = {}): Promise<number> {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, headers: { 'content-type': 'application/json' }, ...options });
+  if (result.non2xx + result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
+  return result.requests.average;
+}
+
+/** A daemon with the hub on `backend`; returns hello and refresh rates. */
+async function measure(backend: 'shm' | 'socket'): Promise<{ hello: number; refresh: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kobold-shm-refresh-'));
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'kobold.config.json'),
+    JSON.stringify({
+      logLevel: 'warn',
+      services: { web: { port, workers: 2, minWorkers: 2, maxWorkers: 2, scaling: { enabled: false } } },
+      apps: [{ name: 'hello', module: HELLO_APP }],
+      hub: { backend, apiKey: 'bench-api-key-0123456789', namespaces: [{ name: 'room', subscribe: 'anyone', historySize: 100 }] },
+    }),
+  );
+  run(process.execPath, [CLI, 'start'], { cwd: dir });
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    let position = { offset: 0, epoch: '' };
+    for (let i = 0; i < 10; i++) {
+      const answer = await fetch(`${base}/api/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': 'bench-api-key-0123456789' },
+        body: JSON.stringify({ channel: CHANNEL, data: { i } }),
+      });
+      position = ((await answer.json()) as { result: typeof position }).result;
+    }
+    const body = JSON.stringify({ channels: { [CHANNEL]: position } });
+    await rate(`${base}/hello`); // warm-up
+    const hello = await rate(`${base}/hello`);
+    const refresh = await rate(`${base}/hub/refresh`, { method: 'POST', body });
+    return { hello, refresh };
+  } finally {
+    run(process.execPath, [CLI, 'stop', '--hard'], { cwd: dir });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (!shmAvailable()) {
+  console.log(`shared memory is unavailable (${unavailableReason()}); nothing to compare`);
+  process.exit(0);
+}
+const shm = await measure('shm');
+const socket = await measure('socket');
+console.log(`refresh polls vs plain hello: 2 web workers, ${CONNECTIONS} keep-alive connections, ${SECONDS} s each`);
+console.log('backend  hello req/s   refresh polls/s');
+for (const [name, result] of [['shm', shm], ['socket', socket]] as const) {
+  console.log(`${name.padEnd(8)} ${Math.round(result.hello).toLocaleString('en').padStart(11)}   ${Math.round(result.refresh).toLocaleString('en').padStart(15)}`);
+}
+const fromRing = shm.refresh / shm.hello;
+console.log(`ratio  refresh from shared memory / hello, same workers: ${ratio(shm.refresh, shm.hello)} (target >= 0.9) ${fromRing >= 0.9 ? 'ok' : 'BELOW TARGET'}`);
+console.log(`ratio  refresh polls/s, shm / socket backend: ${ratio(shm.refresh, socket.refresh)}`);
