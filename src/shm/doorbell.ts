@@ -2,8 +2,8 @@
 // the writer side listens on a UNIX socket and, at most once per event-loop turn, writes
 // one byte to every connected reader; a reader drains what it follows when a byte arrives.
 // The byte carries no data, so coalescing and a reader's unread bytes lose nothing.
-import { unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { listenUnix } from '../ipc/unix-socket.js';
 
 const RING_BYTE = Buffer.from([1]);
 
@@ -31,13 +31,7 @@ export class Doorbell {
    */
   static async listen(path: string): Promise<Doorbell> {
     const server = createServer();
-    try {
-      await listenOn(server, path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || (await isAnswering(path))) throw error;
-      unlinkSync(path);
-      await listenOn(server, path);
-    }
+    await listenUnix(server, path);
     return new Doorbell(path, server);
   }
 
@@ -118,25 +112,4 @@ export class DoorbellSubscription {
       this.#retryTimer = setTimeout(() => this.#connect(), this.#retryMs);
     });
   }
-}
-
-function listenOn(server: Server, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function isAnswering(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
 }
