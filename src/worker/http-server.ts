@@ -29,6 +29,11 @@ export function sendError(res: ServerResponse, error: KoboldError): void {
   res.end(body);
 }
 
+function expectsBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
 function rawError(status: string, error: KoboldError): string {
   const body = JSON.stringify({ error: error.toJSON() });
   return `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
@@ -118,7 +123,7 @@ export class WorkerHttpServer {
     }
     // Node checks headersTimeout only every 30 s (connectionsCheckingInterval; a shorter interval
     // cut busy keep-alive connections during reloads here), so the first request of a
-    // connection gets a timer of its own.
+    // connection gets a timer of its own, and so does a request body (limitBodyTime).
     const headersTimer = setTimeout(() => {
       const error = new KoboldError('KOBOLD_ERR_BAD_REQUEST', { reason: `request headers did not arrive within ${this.options.headersTimeoutMs} ms` });
       socket.end(rawError('408 Request Timeout', error));
@@ -133,6 +138,7 @@ export class WorkerHttpServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     clearTimeout(this.connections.get(req.socket)?.headersTimer);
+    if (this.options.requestTimeoutMs > 0 && expectsBody(req)) this.limitBodyTime(req);
     this.inFlight += 1;
     this.openResponses.add(res);
     if (this.draining) res.setHeader('connection', 'close');
@@ -143,6 +149,18 @@ export class WorkerHttpServer {
       this.openResponses.delete(res);
     });
     this.dispatch(req, res);
+  }
+
+  /** A body must arrive within requestTimeoutMs (Node itself checks only every 30 s): slow-body clients get 408. */
+  private limitBodyTime(req: IncomingMessage): void {
+    const timer = setTimeout(() => {
+      const error = new KoboldError('KOBOLD_ERR_BAD_REQUEST', { reason: `the request body did not arrive within ${this.options.requestTimeoutMs} ms` });
+      req.socket.end(rawError('408 Request Timeout', error));
+      req.socket.destroySoon();
+    }, this.options.requestTimeoutMs);
+    const done = () => clearTimeout(timer);
+    req.once('end', done);
+    req.once('close', done);
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

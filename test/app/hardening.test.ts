@@ -16,7 +16,7 @@ before(async () => {
         port,
         workers: 1,
         scaling: { enabled: false },
-        http: { maxBodyBytes: 1_000, maxFileBytes: 2_000, maxFiles: 2, headersTimeoutMs: 500, keepAliveTimeoutMs: 300, maxConnections: 5 },
+        http: { maxBodyBytes: 1_000, maxFileBytes: 2_000, maxFiles: 2, headersTimeoutMs: 500, requestTimeoutMs: 700, keepAliveTimeoutMs: 300, maxConnections: 5 },
       },
     },
     apps: [{ name: 'serving', module: join(FIXTURE_APPS, 'serving.mjs') }],
@@ -104,6 +104,14 @@ test('a client that sends its headers too slowly (slowloris) gets 408 and is dis
   clearInterval(drip);
   assert.match(received(), /^HTTP\/1\.1 408 Request Timeout/);
   assert.match(received(), /request headers did not arrive within 500 ms/);
+});
+
+test('a request body that arrives too slowly gets 408 and the connection is closed', async () => {
+  const { socket, received, closed } = await rawConnection();
+  socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":');
+  await closed;
+  assert.match(received(), /^HTTP\/1\.1 408 Request Timeout/);
+  assert.match(received(), /the request body did not arrive within 700 ms/);
 });
 
 test('an idle keep-alive connection is closed after keepAliveTimeoutMs', async () => {
