@@ -3,12 +3,14 @@
 import { join, resolve } from 'node:path';
 import { defineApp } from '../../app/define.js';
 import { describeError } from '../../errors.js';
+import type { ShmApi } from '../../shm/app-api.js';
 import { registerApi } from './api.js';
 import { ChatService } from './chat.js';
 import { chatConfigSchema, type ChatConfig } from './config.js';
 import { linkHub } from './hub-link.js';
 import { Identity } from './identity.js';
 import { registerPage } from './page.js';
+import { createFloodLimiter } from './shared-flood.js';
 import { ChatStore } from './store.js';
 
 export { chatConfigSchema, chatHubNamespaces, type ChatConfig, type ChatConfigInput } from './config.js';
@@ -27,7 +29,9 @@ export default defineApp<ChatConfig>({
       onError: (error) => ctx.logger.error({ err: describeError(error) }, 'chat: a history batch could not be written'),
     });
     ctx.resources.add('chat-store', store, (s) => s.close());
-    const chat = new ChatService(config, store, hub, new Identity(config, store, secret));
+    // In-process hosts (the tests' harness) may not provide ctx.shm.
+    const flood = createFloodLimiter(ctx.shm as ShmApi | undefined, ctx.name, config.flood, (message) => ctx.logger.warn(message));
+    const chat = new ChatService(config, store, hub, new Identity(config, store, secret), flood);
     chat.rooms.seed();
     ctx.timers.setInterval(() => chat.flood.sweep(), SWEEP_INTERVAL_MS);
     registerApi(ctx.http, chat, ctx.logger);

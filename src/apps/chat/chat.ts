@@ -5,7 +5,7 @@ import type { Hub } from '../../hub/types.js';
 import type { ChatConfig } from './config.js';
 import { runCommand } from './commands.js';
 import { TextFilter } from './filters.js';
-import { FloodControl } from './flood.js';
+import { FloodControl, type FloodLimiter } from './flood.js';
 import type { ChatSession, ChatUser, Identity } from './identity.js';
 import { type InboxEvent, messageId, type RoomEvent } from './messages.js';
 import { author, Moderation } from './moderation.js';
@@ -30,18 +30,17 @@ export class ChatService {
   readonly rooms: Rooms;
   readonly moderation: Moderation;
   private readonly filter: TextFilter;
-  readonly flood: FloodControl;
 
   constructor(
     readonly config: ChatConfig,
     readonly store: ChatStore,
     readonly hub: Hub,
     readonly identity: Identity,
+    readonly flood: FloodLimiter = new FloodControl(config.flood.ratePerSecond, config.flood.burst),
   ) {
     this.rooms = new Rooms(config, store, hub, (user) => identity.isModerator(user));
     this.moderation = new Moderation(store, hub, (room, event) => this.publishRoom(room, event));
     this.filter = new TextFilter(config);
-    this.flood = new FloodControl(config.flood.ratePerSecond, config.flood.burst);
   }
 
   /** A line typed by `user` in `room` (undefined outside any room): a /command or a message. */

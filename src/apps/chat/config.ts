@@ -45,8 +45,19 @@ export const chatConfigSchema = z
     /** How often queued messages are written, in one transaction. */
     persistIntervalMs: z.number().int().min(1).max(10_000).default(50),
     maxMessageLength: z.number().int().min(1).max(10_000).default(500),
-    /** Per-user token bucket for messages (commands included). */
-    flood: z.object({ ratePerSecond: z.number().positive().default(1), burst: z.number().int().min(1).default(5) }).strict().default({ ratePerSecond: 1, burst: 5 }),
+    /**
+     * Per-user token bucket for messages (commands included), shared by every web worker.
+     * `trackedUsers`: rows of the shared table (users who sent within about a minute); users
+     * beyond it are limited per worker.
+     */
+    flood: z
+      .object({
+        ratePerSecond: z.number().positive().default(1),
+        burst: z.number().int().min(1).default(5),
+        trackedUsers: z.number().int().min(16).max(1_000_000).default(16_384),
+      })
+      .strict()
+      .default({ ratePerSecond: 1, burst: 5, trackedUsers: 16_384 }),
     /** Words to mask (each letter becomes *) or to refuse; matched whole, case-insensitively. */
     filter: z
       .object({ words: z.array(z.string().min(1)).default([]), mode: z.enum(['mask', 'reject']).default('mask') })

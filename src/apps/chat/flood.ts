@@ -1,12 +1,23 @@
-// Flood control: one token bucket per user in this worker. A full bucket is the same as no
-// bucket, so idle users cost nothing: their buckets are dropped by `sweep`.
+// Flood control: a token bucket per user. `FloodLimiter` is what the chat asks; this file's
+// `FloodControl` keeps the buckets in this worker (the fallback without shared memory),
+// shared-flood.ts keeps them in shared memory for every worker of the daemon.
+
+export interface FloodLimiter {
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  /** Takes one token for `userId`; false when the user is over the limit. */
+  take(userId: string): boolean;
+  /** Forgets buckets that have refilled (a full bucket is the same as none). */
+  sweep(): void;
+}
 
 interface Bucket {
   tokens: number;
   last: number;
 }
 
-export class FloodControl {
+/** Buckets in this worker only: a user whose requests reach N workers gets N× the rate. */
+export class FloodControl implements FloodLimiter {
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(
@@ -15,7 +26,6 @@ export class FloodControl {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** Takes one token for `userId`; false when the user is over the limit. */
   take(userId: string): boolean {
     const now = this.now();
     const bucket = this.buckets.get(userId);
@@ -30,7 +40,6 @@ export class FloodControl {
     return true;
   }
 
-  /** Forgets buckets that have refilled. */
   sweep(): void {
     const now = this.now();
     const refillMs = (this.burst / this.ratePerSecond) * 1000;
