@@ -1,6 +1,8 @@
 // The chat app in the real daemon: 2 web workers and the hub writer, used as a browser
-// would (page, client bundle, API, hub transports), and its history across `kobold restart`.
+// would (page, client bundle, API, hub transports), flood control across both workers,
+// and its history across `kobold restart`.
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import { chatHubNamespaces } from '../../../src/apps/chat/app.js';
 import { TestProject, waitFor } from '../../helpers/daemon.js';
@@ -8,6 +10,7 @@ import { ChatUser, until } from './harness.js';
 
 const SECRET = 'chat-daemon-test-secret-chat-daemon-test';
 const API_KEY = 'chat-daemon-api-key-0123456789';
+const FLOOD = { ratePerSecond: 0.2, burst: 5 };
 
 let project: TestProject;
 const users: ChatUser[] = [];
@@ -15,8 +18,9 @@ const users: ChatUser[] = [];
 before(async () => {
   project = await TestProject.create((port) => ({
     gracefulTimeoutMs: 10_000,
+    heartbeatIntervalMs: 200,
     services: { web: { port, workers: 2, maxWorkers: 2, scaling: { enabled: false } } },
-    apps: [{ name: 'chat', module: 'kobold:chat', config: { dataDir: 'chat-data', apiKey: API_KEY } }],
+    apps: [{ name: 'chat', module: 'kobold:chat', config: { dataDir: 'chat-data', apiKey: API_KEY, flood: FLOOD } }],
     hub: { namespaces: chatHubNamespaces(), tokenSecret: SECRET, limits: { longPollTimeoutMs: 2000 } },
   }));
   project.start();
@@ -35,6 +39,50 @@ test('the page, the client bundle and the API are served by the daemon', async (
   assert.equal((await fetch(project.url + '/hub/client.js')).status, 200);
   const rooms = await (await fetch(project.url + '/chat/api/rooms')).json();
   assert.deepEqual(rooms.result.rooms.map((r: { name: string }) => r.name), ['lobby']);
+});
+
+/** A send on a connection of its own, so node:cluster hands each to the next web worker. */
+function sendOnNewConnection(token: string, text: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ room: 'lobby', text });
+    const req = request(
+      project.url + '/chat/api/send',
+      { method: 'POST', agent: false, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function webRequests(): Map<number, number> {
+  return new Map(project.fullStatus().workers.filter((w) => w.service === 'web' && w.state === 'ready').map((w) => [w.pid, w.requests]));
+}
+
+test('flood control counts a user once across both web workers', async () => {
+  const dan = await ChatUser.guest(project.url, 'dan');
+  users.push(dan);
+  // /help counts like a message and publishes nothing, so the lobby's history stays as the next test expects.
+  const before = webRequests();
+  assert.equal(before.size, 2);
+  const started = performance.now();
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => sendOnNewConnection(dan.token, '/help')));
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  assert.deepEqual(new Set(statuses), new Set([200, 429]));
+  const accepted = statuses.filter((status) => status === 200).length;
+  // Per-worker buckets would accept a burst on each worker (10 of 20).
+  assert.ok(accepted >= FLOOD.burst && accepted <= FLOOD.burst + Math.floor(elapsedSeconds * FLOOD.ratePerSecond), `${accepted} accepted in ${elapsedSeconds.toFixed(1)} s`);
+  // Both workers took part (their request counters arrive with the heartbeat).
+  const served = await waitFor(() => {
+    const now = webRequests();
+    const deltas = [...before].map(([pid, count]) => (now.get(pid) ?? count) - count);
+    return deltas.reduce((a, b) => a + b, 0) >= 20 ? deltas : null;
+  }, 'the workers\' request counters');
+  assert.ok(served.every((delta) => delta > 0), `requests per worker: ${served.join(', ')}`);
+  assert.doesNotMatch(project.log(), /flood control is per worker/);
 });
 
 test('two users chat through the daemon (any worker), and history survives kobold restart', async () => {
