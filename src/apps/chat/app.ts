@@ -10,6 +10,7 @@ import { chatConfigSchema, type ChatConfig } from './config.js';
 import { linkHub } from './hub-link.js';
 import { Identity } from './identity.js';
 import { registerPage } from './page.js';
+import { sharedChangeCounter } from './read-cache.js';
 import { createFloodLimiter } from './shared-flood.js';
 import { ChatStore } from './store.js';
 
@@ -23,14 +24,18 @@ export default defineApp<ChatConfig>({
   setup(ctx) {
     const config = ctx.config;
     const { hub, secret } = linkHub(ctx, config.hubSecret);
+    // In-process hosts (the tests' harness) may not provide ctx.shm.
+    const shm = ctx.shm as ShmApi | undefined;
+    const warn = (message: string) => ctx.logger.warn(message);
+    const changes = sharedChangeCounter(shm, ctx.name, warn);
     const store = new ChatStore(resolve(config.dataDir ?? join(ctx.runDir, 'chat'), 'chat.sqlite'), {
       storedPerRoom: config.storedPerRoom,
       persistIntervalMs: config.persistIntervalMs,
       onError: (error) => ctx.logger.error({ err: describeError(error) }, 'chat: a history batch could not be written'),
+      ...(changes === undefined ? {} : { changes }),
     });
     ctx.resources.add('chat-store', store, (s) => s.close());
-    // In-process hosts (the tests' harness) may not provide ctx.shm.
-    const flood = createFloodLimiter(ctx.shm as ShmApi | undefined, ctx.name, config.flood, (message) => ctx.logger.warn(message));
+    const flood = createFloodLimiter(shm, ctx.name, config.flood, warn);
     const chat = new ChatService(config, store, hub, new Identity(config, store, secret), flood);
     chat.rooms.seed();
     ctx.timers.setInterval(() => chat.flood.sweep(), SWEEP_INTERVAL_MS);

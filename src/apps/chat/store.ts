@@ -2,10 +2,13 @@
 // sanctions, users and the message history. Every web worker opens the same file (WAL,
 // busy_timeout); each message is written once, by the worker that accepted it, in a
 // background batch (one transaction per `persistIntervalMs`), never on the delivery path.
+// Rooms, members and sanctions are read on every send: with a shared change counter, each
+// worker keeps what it read until any worker writes any of them (read-cache.ts).
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RoomEvent } from './messages.js';
+import { type ChangeCounter, ReadCache } from './read-cache.js';
 
 export interface RoomRecord {
   readonly name: string;
@@ -29,6 +32,8 @@ export interface StoreOptions {
   persistIntervalMs: number;
   /** Called when a batch fails (the batch is dropped; logged by the caller). */
   onError(error: unknown): void;
+  /** Shared by every worker of the file: enables the read cache. */
+  changes?: ChangeCounter;
 }
 
 const SCHEMA = `
@@ -54,6 +59,7 @@ export class ChatStore {
   private readonly timer: NodeJS.Timeout;
   private readonly statements: ReturnType<typeof prepare>;
   private readonly writeBatch: (events: RoomEvent[], seen: [string, number][]) => void;
+  private readonly cache: ReadCache | null;
 
   constructor(
     file: string,
@@ -77,6 +83,7 @@ export class ChatStore {
       for (const room of rooms) s.trimRoom.run({ room, keep: options.storedPerRoom });
       for (const [id, time] of seen) s.touch.run(time, id);
     });
+    this.cache = options.changes === undefined ? null : new ReadCache(options.changes);
     this.timer = setInterval(() => this.flush(), options.persistIntervalMs);
     this.timer.unref();
   }
@@ -110,8 +117,10 @@ export class ChatStore {
   // --- rooms
 
   room(name: string): RoomRecord | undefined {
-    const row = this.statements.room.get(name) as RoomRow | undefined;
-    return row === undefined ? undefined : toRoom(row);
+    return this.cached(`room\0${name}`, () => {
+      const row = this.statements.room.get(name) as RoomRow | undefined;
+      return row === undefined ? undefined : toRoom(row);
+    });
   }
 
   publicRooms(): RoomRecord[] {
@@ -124,25 +133,30 @@ export class ChatStore {
 
   /** Creates the room unless it exists; returns whether it was created. */
   createRoom(room: RoomRecord): boolean {
-    return this.statements.createRoom.run(room.name, room.topic, room.private ? 1 : 0, room.owner, Date.now()).changes === 1;
+    const created = this.statements.createRoom.run(room.name, room.topic, room.private ? 1 : 0, room.owner, Date.now()).changes === 1;
+    if (created) this.changed();
+    return created;
   }
 
   setTopic(room: string, topic: string): void {
     this.statements.setTopic.run(topic, room);
+    this.changed();
   }
 
   // --- private-room members
 
   addMember(room: string, userId: string): void {
     this.statements.addMember.run(room, userId);
+    this.changed();
   }
 
   removeMember(room: string, userId: string): void {
     this.statements.removeMember.run(room, userId);
+    this.changed();
   }
 
   isMember(room: string, userId: string): boolean {
-    return this.statements.isMember.get(room, userId) !== undefined;
+    return this.cached(`member\0${room}\0${userId}`, () => this.statements.isMember.get(room, userId) !== undefined);
   }
 
   privateRoomsOf(userId: string): string[] {
@@ -153,15 +167,20 @@ export class ChatStore {
 
   setSanction(room: string, userId: string, kind: SanctionKind, until: number): void {
     this.statements.setSanction.run(room, userId, kind, until);
+    this.changed();
   }
 
   clearSanction(room: string, userId: string, kind: SanctionKind): boolean {
-    return this.statements.clearSanction.run(room, userId, kind).changes > 0;
+    const cleared = this.statements.clearSanction.run(room, userId, kind).changes > 0;
+    this.changed();
+    return cleared;
   }
 
   /** When the active sanction ends, or undefined when there is none. */
   sanctionUntil(room: string, userId: string, kind: SanctionKind, now = Date.now()): number | undefined {
-    return (this.statements.sanction.get(room, userId, kind, now) as { until: number } | undefined)?.until;
+    // Kept with its end time (0: none), so it lapses without a write.
+    const until = this.cached(`${kind}\0${room}\0${userId}`, () => (this.statements.sanction.get(room, userId, kind) as { until: number } | undefined)?.until ?? 0);
+    return until > now ? until : undefined;
   }
 
   // --- users
@@ -184,6 +203,14 @@ export class ChatStore {
   userById(id: string): UserRecord | undefined {
     const row = this.statements.userById.get(id) as UserRow | undefined;
     return row === undefined ? undefined : toUser(row);
+  }
+
+  private cached<T>(key: string, load: () => T): T {
+    return this.cache === null ? load() : this.cache.get(key, load);
+  }
+
+  private changed(): void {
+    this.cache?.changed();
   }
 
   close(): void {
@@ -212,7 +239,7 @@ function prepare(db: Database.Database) {
     roomsOf: db.prepare('SELECT room FROM members WHERE user_id = ? ORDER BY room'),
     setSanction: db.prepare('INSERT OR REPLACE INTO sanctions (room, user_id, kind, until) VALUES (?, ?, ?, ?)'),
     clearSanction: db.prepare('DELETE FROM sanctions WHERE room = ? AND user_id = ? AND kind = ?'),
-    sanction: db.prepare('SELECT until FROM sanctions WHERE room = ? AND user_id = ? AND kind = ? AND until > ?'),
+    sanction: db.prepare('SELECT until FROM sanctions WHERE room = ? AND user_id = ? AND kind = ?'),
     upsertUser: db.prepare(
       'INSERT INTO users (id, name, name_key, guest, last_seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key, last_seen = excluded.last_seen',
     ),

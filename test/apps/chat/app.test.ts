@@ -158,9 +158,12 @@ describe('chat app', () => {
   test('moderators mute, kick, ban and unban; others may not', async () => {
     const mod = await moderator('m1', 'Mia');
     assert.equal(mod.user.moderator, true);
+    // The moderator acts on the other worker: what lou's worker read before must not hide it.
+    mod.baseUrl = chat.workers[1].url;
     const lou = await guest('lou');
     const { joined } = await lou.ok('join', { room: 'lobby' });
     await lou.connect([{ channel: 'chat:lobby', since: joined.position }]);
+    assert.equal((await lou.send('lobby', 'hi all')).status, 200);
     const notMod = await lou.send('lobby', '/mute Mia 5m');
     assert.equal(notMod.status, 403);
     assert.equal(notMod.body.error.code, 'KOBOLD_ERR_CHAT_NOT_MODERATOR');

@@ -1,5 +1,6 @@
 // The chat app in-process: N "workers" (a HubNode + the app's real AppInstance + an HTTP
-// server each) over one MemoryBackend and one SQLite file, on 127.0.0.1:0. The hub's
+// server each) over one MemoryBackend, one SQLite file and one set of shared-memory
+// segments (ctx.shm, as a daemon's workers share them), on 127.0.0.1:0. The hub's
 // transports are mounted at /hub/*, the browser bundle (built once) at /hub/client.js.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -20,6 +21,7 @@ import { MemoryBackend } from '../../../src/hub/backends/memory.js';
 import { hubRoutes, webSocketServerOptions } from '../../../src/hub/index.js';
 import { HubNode } from '../../../src/hub/node.js';
 import { resolveHubOptions } from '../../../src/hub/options.js';
+import { createShmApi, removeDaemonSegments } from '../../../src/shm/app-api.js';
 import { SupervisorLink } from '../../../src/worker/supervisor-link.js';
 
 export const HUB_SECRET = 'chat-test-hub-secret-chat-test-hub-secret';
@@ -71,6 +73,7 @@ export async function startChat(
       supervisor: new SupervisorLink(() => {}),
       runDir: dataDir,
       hub: node,
+      shm: createShmApi(dataDir),
     });
     await app.setup();
     const mounted = hubRoutes(node);
@@ -114,6 +117,7 @@ export async function startChat(
         await new Promise((resolve) => worker.server.close(resolve));
       }
       if (options.backend === undefined) await backend.close();
+      removeDaemonSegments(dataDir);
       if (removeData) rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -45,3 +45,33 @@ test('sanctions end by themselves; members, rooms and users', () => {
   assert.equal(store.userByName('ANN')?.id, 'u2', 'the most recently seen holder of a name');
   store.close();
 });
+
+test('with a shared change counter, reads are kept until any worker writes', () => {
+  let count = 0;
+  const changes = { read: () => count, bump: () => void count++ };
+  const file = join(dir, 'cached.sqlite');
+  const options = { storedPerRoom: 3, persistIntervalMs: 10_000, onError: () => {}, changes };
+  const a = new ChatStore(file, options);
+  const b = new ChatStore(file, options);
+  const unshared = new ChatStore(file, { storedPerRoom: 3, persistIntervalMs: 10_000, onError: () => {} });
+  a.createRoom({ name: 'lobby', topic: 'hi', private: false, owner: '' });
+  assert.equal(b.room('lobby')?.topic, 'hi');
+  assert.equal(b.sanctionUntil('lobby', 'ann', 'mute'), undefined);
+  // A write that bypasses the counter is not seen: b answers from what it kept.
+  unshared.setTopic('lobby', 'behind its back');
+  unshared.setSanction('lobby', 'ann', 'mute', Date.now() + 60_000);
+  assert.equal(b.room('lobby')?.topic, 'hi');
+  assert.equal(b.sanctionUntil('lobby', 'ann', 'mute'), undefined);
+  // A write through a store with the counter reaches every worker's next read.
+  const until = Date.now() + 60_000;
+  a.setSanction('lobby', 'bob', 'ban', until);
+  assert.equal(b.sanctionUntil('lobby', 'bob', 'ban'), until);
+  assert.equal(b.room('lobby')?.topic, 'behind its back');
+  assert.equal(b.isMember('lobby', 'bob'), false);
+  a.addMember('lobby', 'bob');
+  assert.equal(b.isMember('lobby', 'bob'), true);
+  assert.equal(b.sanctionUntil('lobby', 'bob', 'ban', until + 1), undefined, 'a kept sanction lapses at its end');
+  a.clearSanction('lobby', 'bob', 'ban');
+  assert.equal(b.sanctionUntil('lobby', 'bob', 'ban'), undefined);
+  for (const store of [a, b, unshared]) store.close();
+});
