@@ -24,7 +24,7 @@ describe('chat app', () => {
   };
 
   before(async () => {
-    chat = await startChat({ workers: 2, config: { flood: { ratePerSecond: 50, burst: 50 }, filter: { words: ['darn'], mode: 'mask' } } });
+    chat = await startChat({ workers: 2, shm: true, config: { flood: { ratePerSecond: 50, burst: 50 }, filter: { words: ['darn'], mode: 'mask' } } });
   });
   after(async () => {
     for (const user of users) user.close();

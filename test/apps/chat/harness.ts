@@ -1,6 +1,6 @@
 // The chat app in-process: N "workers" (a HubNode + the app's real AppInstance + an HTTP
-// server each) over one MemoryBackend, one SQLite file and one set of shared-memory
-// segments (ctx.shm, as a daemon's workers share them), on 127.0.0.1:0. The hub's
+// server each) over one MemoryBackend and one SQLite file (and, with `shm`, one set of
+// shared-memory segments as a daemon's workers share them), on 127.0.0.1:0. The hub's
 // transports are mounted at /hub/*, the browser bundle (built once) at /hub/client.js.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -58,7 +58,7 @@ async function clientBundle(): Promise<Buffer> {
 }
 
 export async function startChat(
-  options: { config?: ChatConfigInput; workers?: number; dataDir?: string; backend?: MemoryBackend; webSocket?: boolean; bundle?: boolean } = {},
+  options: { config?: ChatConfigInput; workers?: number; dataDir?: string; backend?: MemoryBackend; webSocket?: boolean; bundle?: boolean; shm?: boolean } = {},
 ): Promise<ChatCluster> {
   const hub = resolveHubOptions({ namespaces: chatHubNamespaces(), limits: { longPollTimeoutMs: 2000 } });
   const backend = options.backend ?? new MemoryBackend({ namespaces: hub.namespaces });
@@ -73,7 +73,7 @@ export async function startChat(
       supervisor: new SupervisorLink(() => {}),
       runDir: dataDir,
       hub: node,
-      shm: createShmApi(dataDir),
+      ...(options.shm === true ? { shm: createShmApi(dataDir) } : {}),
     });
     await app.setup();
     const mounted = hubRoutes(node);
@@ -117,7 +117,7 @@ export async function startChat(
         await new Promise((resolve) => worker.server.close(resolve));
       }
       if (options.backend === undefined) await backend.close();
-      removeDaemonSegments(dataDir);
+      if (options.shm === true) removeDaemonSegments(dataDir);
       if (removeData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
