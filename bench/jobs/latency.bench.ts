@@ -74,7 +74,7 @@ function kobold(poolWorkers: number): JobSystem {
       const latencies: number[] = [];
       for (let i = 0; i < runs; i++) {
         const enqueuedAt = performance.timeOrigin + performance.now();
-        const { run } = service.dispatcher.enqueue({ task: kind === 'warm' ? 'stamp' : 'stamp-fresh', args: {} });
+        const { run } = await service.dispatcher.enqueue({ task: kind === 'warm' ? 'stamp' : 'stamp-fresh', args: {} });
         const result = (await (service.store.require(run.id).state === 'succeeded' ? service.store.require(run.id).result : completion(run.id))) as { at: number };
         latencies.push(result.at - enqueuedAt);
       }
@@ -83,7 +83,7 @@ function kobold(poolWorkers: number): JobSystem {
     async throughput(total) {
       const started = performance.now();
       const done: Promise<unknown>[] = [];
-      for (let i = 0; i < total; i++) done.push(completion(service.dispatcher.enqueue({ task: 'noop', args: {} }).run.id));
+      for (let i = 0; i < total; i++) done.push(service.dispatcher.enqueue({ task: 'noop', args: {} }).then(({ run }) => completion(run.id)));
       await Promise.all(done);
       return total / ((performance.now() - started) / 1000);
     },

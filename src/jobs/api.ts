@@ -32,20 +32,35 @@ export interface JobsApi {
   watchRun(id: number, onEvent: (event: WatchEvent) => void, onError?: (error: Error) => void): MaybePromise<() => void>;
 }
 
-/** The in-process implementation, for the `jobs` worker itself. */
+/**
+ * The in-process implementation, for the `jobs` worker itself. It answers only with what is
+ * committed: reads commit the turn's pending writes first, changes wait for their commit.
+ */
 export function createJobsApi(store: RunStore, dispatcher: Dispatcher): JobsApi {
+  const durable = <T>(read: () => T): T => {
+    store.commit();
+    return read();
+  };
+  const committed = async <T>(change: () => T): Promise<T> => {
+    const value = change();
+    await store.committed();
+    return value;
+  };
   return {
     enqueue: (request) => dispatcher.enqueue(request),
-    list: (filter) => store.list(filter),
-    show: (id) => store.require(id),
-    logs: (id, options) => {
-      store.require(id);
-      return store.logs(id, options);
-    },
-    cancel: (id) => dispatcher.cancel(id),
-    retry: (id) => dispatcher.retry(id),
+    list: (filter) => durable(() => store.list(filter)),
+    show: (id) => durable(() => store.require(id)),
+    logs: (id, options) =>
+      durable(() => {
+        store.require(id);
+        return store.logs(id, options);
+      }),
+    cancel: (id) => committed(() => dispatcher.cancel(id)),
+    retry: (id) => committed(() => dispatcher.retry(id)),
     watchRun(id, onEvent) {
-      // All synchronous: no event can slip between the replay and the subscription.
+      // All synchronous: no event can slip between the replay and the subscription, and the
+      // commit first delivers the events of pending writes to earlier watchers only.
+      store.commit();
       const run = store.require(id);
       for (const line of store.logs(id, { limit: 10_000 })) onEvent({ type: 'log', line });
       if (isOver(run.state)) {

@@ -93,7 +93,6 @@ export class Dispatcher {
         maxMessageBytes: this.settings.maxMessageBytes,
         workerExitWaitMs: this.settings.workerExitWaitMs,
         ...(options.killWorker && { killWorker: options.killWorker }),
-        batch: (deliver) => this.store.batch(deliver),
         fresh: {
           taskModules: this.settings.taskModules,
           baseDir: this.settings.baseDir,
@@ -121,11 +120,27 @@ export class Dispatcher {
       this.systemLog(run, 'warn', 'the run was cut off by a daemon stop');
       if (run.attempt < run.maxAttempts) this.retryLater(run, 'interrupted');
     }
+    this.store.commit();
     await this.workers.listen();
     this.pump();
   }
 
-  enqueue(request: EnqueueRequest): { run: RunRecord; created: boolean } {
+  /**
+   * Adds a run and resolves once its record is committed: the acknowledgement a caller may
+   * rely on. The enqueues of one event-loop turn share one commit.
+   */
+  async enqueue(request: EnqueueRequest): Promise<{ run: RunRecord; created: boolean }> {
+    const accepted = this.accept(request);
+    await this.store.committed();
+    return accepted;
+  }
+
+  /**
+   * `enqueue` without waiting: the run is written in the current turn's transaction but not
+   * durable yet, so tell no one outside this process about it before `store.committed()`.
+   * For code in the jobs worker that needs the id at once (the scheduler).
+   */
+  accept(request: EnqueueRequest): { run: RunRecord; created: boolean } {
     if (this.closing) throw new KoboldError('KOBOLD_ERR_SERVICE_UNAVAILABLE', { reason: 'the job dispatcher is stopping' });
     const task = this.options.tasks.get(request.task);
     if (!task) throw new KoboldError('KOBOLD_ERR_JOBS_UNKNOWN_TASK', { task: String(request.task) });
@@ -151,10 +166,6 @@ export class Dispatcher {
     if (this.queue.size >= this.settings.maxQueued) {
       throw new KoboldError('KOBOLD_ERR_JOBS_QUEUE_FULL', { waiting: this.queue.size, limit: this.settings.maxQueued });
     }
-    return this.store.batch(() => this.insertAndDispatch(task, args, priority, runAt, now, request));
-  }
-
-  private insertAndDispatch(task: TaskDefinition, args: unknown, priority: number, runAt: number, now: number, request: EnqueueRequest): { run: RunRecord; created: boolean } {
     const result = this.store.insert({
       task: task.name,
       args,
@@ -259,7 +270,7 @@ export class Dispatcher {
     // Runs whose fresh process had not started stay queued in the store for the next start.
     this.starting.clear();
     await this.workers.close();
-    this.store.flush();
+    this.store.commit();
   }
 
   // --- moving runs
@@ -329,7 +340,10 @@ export class Dispatcher {
     const active: Active = { run, task, worker, escalation: [], timeout: setTimeout(() => this.abort(active, 'timed_out'), timeoutMs) };
     this.active.set(id, active);
     worker.running.add(id);
-    worker.send({ kind: 'run', runId: id, task: run.task, args: run.args, attempt: run.attempt, timeoutMs });
+    // Only a committed start may run: after a crash the store must say `running` for any run
+    // that may have executed, so that it becomes `interrupted` rather than running again as new.
+    const message = { kind: 'run', runId: id, task: run.task, args: run.args, attempt: run.attempt, timeoutMs } as const;
+    this.store.afterCommit(() => worker.send(message));
   }
 
   /** Asks the task to stop; if it has not within the grace, TERM, then KILL its process. */
@@ -412,10 +426,6 @@ export class Dispatcher {
   }
 
   private promoteDue(): void {
-    this.store.batch(() => this.promoteDueNow());
-  }
-
-  private promoteDueNow(): void {
     for (const due of this.queue.takeDue(Date.now())) {
       this.queue.addReady(due);
       this.transition(due.id, 'queued');
@@ -494,16 +504,21 @@ export class Dispatcher {
     this.emit(run.id, { type: 'log', line });
   }
 
+  /** Tells the run's current watchers, once what the event reports is committed. */
   private emit(id: number, event: RunEvent): void {
     const listeners = this.watchers.get(id);
     if (!listeners) return;
-    for (const listener of [...listeners]) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.logger.error({ err: error, runId: id }, 'a run watcher threw');
+    const current = [...listeners];
+    this.store.afterCommit(() => {
+      for (const listener of current) {
+        if (!listeners.has(listener)) continue; // unsubscribed meanwhile
+        try {
+          listener(event);
+        } catch (error) {
+          this.logger.error({ err: error, runId: id }, 'a run watcher threw');
+        }
       }
-    }
+    });
   }
 
   private depthChanged(): void {

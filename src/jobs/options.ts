@@ -23,7 +23,6 @@ export interface JobsOptions {
   maxMessageBytes?: number;
   maxLogLinesPerRun?: number;
   maxLogLineBytes?: number;
-  logFlushIntervalMs?: number;
   /** After a timeout or cancel, how long the task may take to honour its abort signal before TERM. */
   abortGraceMs?: number;
   /** After TERM, how long before KILL. */
@@ -48,7 +47,6 @@ export const jobsDefaults = {
   maxMessageBytes: 8 * 1024 * 1024,
   maxLogLinesPerRun: 2000,
   maxLogLineBytes: 8 * 1024,
-  logFlushIntervalMs: 50,
   abortGraceMs: 1000,
   killGraceMs: 2000,
   workerExitWaitMs: 1000,
@@ -72,7 +70,6 @@ const optionsSchema = z.strictObject({
   maxMessageBytes: count.optional(),
   maxLogLinesPerRun: count.optional(),
   maxLogLineBytes: count.optional(),
-  logFlushIntervalMs: duration.optional(),
   abortGraceMs: duration.optional(),
   killGraceMs: duration.optional(),
   workerExitWaitMs: duration.optional(),

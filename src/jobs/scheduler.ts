@@ -69,6 +69,15 @@ export class Scheduler {
 
   /** Fires `task`'s schedule for the fire time `fireAt`: lease, overlap policy, enqueue. */
   fire(taskName: string, fireAt: number): FireOutcome {
+    try {
+      return this.fireNow(taskName, fireAt);
+    } finally {
+      // Other schedulers wait on the lease's write lock: release it now, not at the turn's end.
+      this.options.store.commit();
+    }
+  }
+
+  private fireNow(taskName: string, fireAt: number): FireOutcome {
     const task = this.options.tasks.get(taskName);
     const { store, dispatcher } = this.options;
     if (!task?.schedule) return { outcome: 'failed', reason: `task "${taskName}" has no schedule` };
@@ -81,7 +90,7 @@ export class Scheduler {
     }
     try {
       if (task.schedule.overlap === 'replace') for (const run of active) dispatcher.cancel(run.id);
-      const { run } = dispatcher.enqueue({ task: task.name, args: {}, trigger: 'schedule', idempotencyKey: `schedule:${task.name}:${fireAt}` });
+      const { run } = dispatcher.accept({ task: task.name, args: {}, trigger: 'schedule', idempotencyKey: `schedule:${task.name}:${fireAt}` });
       store.recordFireOutcome(task.name, fireAt, run.id, 'enqueued');
       return { outcome: 'enqueued', runId: run.id };
     } catch (error) {

@@ -3,6 +3,12 @@
 // rebuilt from it at start, so queued runs and records survive restarts and crashes.
 // better-sqlite3 is synchronous, which the dispatcher relies on: a read after a write in
 // the same tick sees the write, and nothing interleaves with a transaction.
+//
+// Writes are grouped per event-loop turn: the first write of a turn opens a transaction
+// (BEGIN IMMEDIATE) and the end of the turn commits it, so the enqueues, starts, results
+// and lines of one turn cost one commit. Whatever must not be seen before it is durable
+// (an enqueue's ack, a run message to a worker, an event to a watcher) waits for that
+// commit through `committed()` / `afterCommit()`.
 
 import Database from 'better-sqlite3';
 import { KoboldError } from '../errors.js';
@@ -99,8 +105,14 @@ export interface RetentionPolicy {
 export interface RunStoreOptions {
   maxLogLinesPerRun: number;
   maxLogLineBytes: number;
-  /** Buffered lines and progress are written together at most this often. */
-  logFlushIntervalMs: number;
+}
+
+/** The writes of one event-loop turn: one transaction, and what waits for its commit. */
+interface Turn {
+  readonly committed: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+  readonly after: Array<() => void>;
 }
 
 const schema = `
@@ -198,7 +210,8 @@ export class RunStore {
   private readonly nextSeq = new Map<number, number>();
   private pendingLines: LogLine[] = [];
   private readonly pendingProgress = new Map<number, RunProgress>();
-  private flushTimer: NodeJS.Timeout | undefined;
+  private turn: Turn | undefined;
+  private commitCount = 0;
   private readonly updates = new Map<string, Database.Statement>();
   private readonly statements;
 
@@ -211,6 +224,9 @@ export class RunStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(schema);
     this.statements = {
+      begin: this.db.prepare('BEGIN IMMEDIATE'),
+      commit: this.db.prepare('COMMIT'),
+      rollback: this.db.prepare('ROLLBACK'),
       insert: this.db.prepare(
         `INSERT INTO runs (task, args, state, max_attempts, priority, run_at, idempotency_key, trigger, created_at)
          VALUES (@task, @args, @state, @maxAttempts, @priority, @runAt, @idempotencyKey, @trigger, @createdAt)
@@ -239,7 +255,8 @@ export class RunStore {
 
   /** Adds a run, or returns the existing one holding the same idempotency key. */
   insert(run: NewRun): { run: RunRecord; created: boolean } {
-    // One statement, no explicit transaction: the unique key settles races between processes.
+    // One statement: the unique key settles races between processes.
+    this.write();
     const info = this.statements.insert.run({
       ...run,
       args: JSON.stringify(run.args ?? null),
@@ -278,6 +295,7 @@ export class RunStore {
     }
     // The check and the write are one statement, so no other writer can slip in between.
     const allowedList = allowed.map((state) => `'${state}'`).join(', ');
+    this.write();
     const sql = `UPDATE runs SET ${sets.join(', ')} WHERE id = @id AND state IN (${allowedList || 'NULL'})`;
     if (this.prepareCached(sql).run(values).changes === 0) {
       const run = this.require(id);
@@ -287,15 +305,49 @@ export class RunStore {
   }
 
   /**
-   * Runs `work` in one transaction: the writes of one event (a result, and the start of the
-   * next run it frees a worker for) cost one commit instead of one each.
+   * Resolves once every write made so far is committed (at once when none is pending);
+   * rejects if that commit failed. All the callers of one turn share one commit.
    */
-  batch<T>(work: () => T): T {
-    return this.db.inTransaction ? work() : this.db.transaction(work)();
+  committed(): Promise<void> {
+    return this.turn ? this.turn.committed : Promise.resolve();
+  }
+
+  /** Calls `then` once every write made so far is committed (now, when none is pending). */
+  afterCommit(then: () => void): void {
+    if (this.turn) this.turn.after.push(then);
+    else then();
+  }
+
+  /**
+   * Commits the writes pending now instead of at the end of the turn: before a read whose
+   * answer must be durable, or before handing the file to another process.
+   */
+  commit(): void {
+    const turn = this.turn;
+    if (!turn) return;
+    try {
+      this.writePending();
+      this.statements.commit.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.statements.rollback.run();
+      this.turn = undefined;
+      turn.reject(error);
+      throw error;
+    }
+    this.turn = undefined;
+    this.commitCount += 1;
+    turn.resolve();
+    for (const then of turn.after) then();
+  }
+
+  /** Transactions committed since the store opened. */
+  get commits(): number {
+    return this.commitCount;
   }
 
   /** Runs left `running` by a daemon that died: they become `interrupted`. */
   markInterrupted(now: number): RunRecord[] {
+    this.write();
     return this.db.transaction(() => {
       const rows = this.db.prepare("SELECT id FROM runs WHERE state = 'running'").all() as { id: number }[];
       return rows.map(({ id }) => {
@@ -304,7 +356,7 @@ export class RunStore {
         const started = this.require(id).startedAt;
         return this.transition(id, 'interrupted', started === null ? patch : { ...patch, durationMs: now - started });
       });
-    }).immediate();
+    })();
   }
 
   /** Runs waiting to run (queued or delayed), oldest first: the queue to rebuild at start. */
@@ -337,7 +389,7 @@ export class RunStore {
     return (this.db.prepare(sql).all(...values) as RunRow[]).map(toRecord);
   }
 
-  /** Buffers a captured line; it reaches the file with the next flush. */
+  /** Buffers a captured line; it reaches the file with the turn's commit. */
   queueLog(line: NewLogLine): LogLine {
     let seq = this.nextSeq.get(line.runId);
     if (seq === undefined) seq = ((this.statements.maxSeq.get(line.runId) as { seq: number | null }).seq ?? 0) + 1;
@@ -347,20 +399,19 @@ export class RunStore {
         ? `${Buffer.from(line.message).subarray(0, this.options.maxLogLineBytes).toString()}… [truncated]`
         : line.message;
     const kept: LogLine = { ...line, message, seq };
+    this.write();
     this.pendingLines.push(kept);
-    this.scheduleFlush();
     return kept;
   }
 
+  /** Keeps the run's latest progress; it reaches the file with the turn's commit. */
   queueProgress(runId: number, progress: RunProgress): void {
+    this.write();
     this.pendingProgress.set(runId, progress);
-    this.scheduleFlush();
   }
 
-  /** Writes buffered lines and progress in one transaction. */
-  flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
+  /** Writes buffered lines and progress into the turn's transaction, for a read that needs them. */
+  writePending(): void {
     if (this.pendingLines.length === 0 && this.pendingProgress.size === 0) return;
     const lines = this.pendingLines;
     this.pendingLines = [];
@@ -381,7 +432,7 @@ export class RunStore {
   }
 
   logs(runId: number, options: { afterSeq?: number; limit?: number } = {}): LogLine[] {
-    this.flush();
+    this.writePending();
     const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
     const rows = this.statements.logs.all(runId, options.afterSeq ?? 0, limit) as Array<Omit<LogLine, 'runId'> & { run_id: number }>;
     return rows.map(({ run_id, ...line }) => ({ runId: run_id, ...line }));
@@ -389,14 +440,15 @@ export class RunStore {
 
   /** The run is over (for now): its sequence counter can be read back from the file later. */
   forgetRun(runId: number): void {
-    this.flush();
+    this.writePending();
     this.nextSeq.delete(runId);
   }
 
   /** Deletes finished runs past the policy, with their lines. Returns how many went. */
   applyRetention(policy: RetentionPolicy, now: number): number {
     const finished = finishedStates.map((state) => `'${state}'`).join(', ');
-    this.flush();
+    this.writePending();
+    this.write();
     return this.db.transaction(() => {
       let deleted = 0;
       const remove = (condition: string, ...values: unknown[]): void => {
@@ -416,15 +468,17 @@ export class RunStore {
         .prepare('DELETE FROM schedule_fires WHERE fire_at < ? AND fire_at < (SELECT max(fire_at) FROM schedule_fires AS f WHERE f.task = schedule_fires.task)')
         .run(now - Math.max(policy.maxAgeDays, 1) * 86_400_000);
       return deleted;
-    }).immediate();
+    })();
   }
 
   /** Takes the lease on one fire of a schedule; false when another scheduler took it first. */
   leaseFire(task: string, fireAt: number, owner: string): boolean {
+    this.write();
     return this.statements.leaseFire.run(task, fireAt, owner).changes === 1;
   }
 
   recordFireOutcome(task: string, fireAt: number, runId: number | null, outcome: string): void {
+    this.write();
     this.statements.fireOutcome.run(runId, outcome, task, fireAt);
   }
 
@@ -433,7 +487,7 @@ export class RunStore {
   }
 
   close(): void {
-    this.flush();
+    this.commit();
     this.db.close();
   }
 
@@ -443,10 +497,21 @@ export class RunStore {
     return statement;
   }
 
-  private scheduleFlush(): void {
-    if (this.flushTimer) return;
-    this.flushTimer = setTimeout(() => this.flush(), this.options.logFlushIntervalMs);
-    this.flushTimer.unref();
+  /**
+   * Opens the turn's transaction if none is open, and arranges its commit at the end of the
+   * turn. A commit that fails is thrown from there: the process ends, and the next start
+   * rebuilds the queue from the file, which holds only what was committed.
+   */
+  private write(): void {
+    if (this.turn) return;
+    this.statements.begin.run();
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const committed = new Promise<void>((ok, fail) => ((resolve = ok), (reject = fail)));
+    // Nobody may be waiting for this commit; its failure is thrown from setImmediate anyway.
+    committed.catch(() => {});
+    this.turn = { committed, resolve, reject, after: [] };
+    setImmediate(() => this.commit());
   }
 
   private flushProgress(): void {

@@ -31,6 +31,7 @@ export interface WireLimits {
 export class WireConnection<In extends { kind: string }, Out extends { kind: string }> {
   private buffered = '';
   private closed = false;
+  private corked = false;
 
   constructor(
     readonly socket: Socket,
@@ -38,8 +39,6 @@ export class WireConnection<In extends { kind: string }, Out extends { kind: str
     private readonly handlers: {
       message(message: In): void;
       close(error?: KoboldError): void;
-      /** Wraps the delivery of all the messages of one chunk (one store transaction for them). */
-      batch?(deliver: () => void): void;
     },
   ) {
     socket.setEncoding('utf8');
@@ -54,8 +53,18 @@ export class WireConnection<In extends { kind: string }, Out extends { kind: str
     return !this.closed;
   }
 
+  /** Messages sent in one tick leave in one write. */
   send(message: Out): void {
-    if (!this.closed) this.socket.write(`${JSON.stringify(message)}\n`);
+    if (this.closed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(`${JSON.stringify(message)}\n`);
   }
 
   close(): void {
@@ -71,10 +80,7 @@ export class WireConnection<In extends { kind: string }, Out extends { kind: str
 
   private receive(chunk: string): void {
     this.buffered += chunk;
-    if (this.buffered.includes('\n')) {
-      if (this.handlers.batch) this.handlers.batch(() => this.deliverLines());
-      else this.deliverLines();
-    }
+    if (this.buffered.includes('\n')) this.deliverLines();
     if (Buffer.byteLength(this.buffered) > this.limits.maxMessageBytes) {
       this.finish(new KoboldError('KOBOLD_ERR_JOBS_WIRE', { reason: `message over ${this.limits.maxMessageBytes} bytes` }));
     }

@@ -45,8 +45,6 @@ export interface WorkersOptions {
   workerExitWaitMs: number;
   /** How pool workers (which the supervisor owns) are signalled; process.kill by default. */
   killWorker?: (pid: number, signal: NodeJS.Signals) => void;
-  /** Wraps the handling of each chunk of worker messages (the dispatcher's store transaction). */
-  batch?: (deliver: () => void) => void;
   /** What fresh processes load and how they are bounded. */
   fresh: Pick<TaskWorkerOptions, 'taskModules' | 'baseDir' | 'maxResultBytes' | 'maxMessageBytes'>;
 }
@@ -169,7 +167,6 @@ export class Workers {
       close: (error) => {
         if (slot) this.disconnected(slot, error);
       },
-      ...(this.options.batch && { batch: this.options.batch }),
     });
   }
 

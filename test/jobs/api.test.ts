@@ -107,7 +107,7 @@ test('HTTP API: enqueue, show, list, logs, cancel, retry, with API key and clear
 
 test('watchRun replays kept lines then streams to the end; --wait exit codes follow the outcome', async () => {
   await withService(async ({ service, call }) => {
-    const { run } = service.dispatcher.enqueue({ task: 'flaky', args: { succeedOn: 2 } });
+    const { run } = await service.dispatcher.enqueue({ task: 'flaky', args: { succeedOn: 2 } });
     const events: WatchEvent[] = [];
     await new Promise<void>((resolve) => {
       void service.api.watchRun(run.id, (event) => {
@@ -126,7 +126,7 @@ test('watchRun replays kept lines then streams to the end; --wait exit codes fol
     assert.deepEqual(replay.map((event) => event.type), [...replay.slice(0, -1).map(() => 'log'), 'end']);
 
     // The same stream over HTTP, as JSON lines.
-    const failing = service.dispatcher.enqueue({ task: 'crash', args: { code: 9 } }).run;
+    const failing = (await service.dispatcher.enqueue({ task: 'crash', args: { code: 9 } })).run;
     const streamed = await call('GET', `/api/jobs/${failing.id}/logs?follow=1`);
     const lines = (streamed.body as string).trim().split('\n').map((line) => JSON.parse(line));
     const last = lines.at(-1);

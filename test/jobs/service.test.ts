@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RunStore } from '../../src/jobs/store.js';
 import { isAlive, killHost, startHost, waitFor, type Host } from './helpers.js';
 
 const apiKey = 'test-key';
@@ -75,6 +76,27 @@ test('a graceful restart keeps queued and delayed runs; a run still going at the
     const done = await waitForRun(second, soon.id, ['succeeded']);
     assert.ok(done.startedAt >= soon.runAt, 'not before its runAt');
     assert.equal((await second.request('GET', `/api/jobs/${later.id}`)).body.run.state, 'delayed');
+  } finally {
+    hosts.forEach(killHost);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an acknowledged enqueue survives a SIGKILL right after the ack', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kobold-jobs-ack-'));
+  const hosts: Host[] = [];
+  try {
+    const host = await startHost(dir, apiKey, 1);
+    hosts.push(host);
+    // Sent together, so that many share a commit; delayed, so that none runs meanwhile.
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => host.request('POST', '/api/jobs', { task: 'echo', args: { text: `${i}` }, delayMs: 600_000 })));
+    host.child.kill('SIGKILL');
+    assert.deepEqual(new Set(answers.map((answer) => answer.status)), new Set([201]));
+    await waitFor('host gone', () => host.child.exitCode !== null || host.child.signalCode !== null);
+    const store = new RunStore(join(dir, 'jobs.sqlite'), { maxLogLinesPerRun: 10, maxLogLineBytes: 100 });
+    try {
+      for (const { body } of answers) assert.equal(store.get(body.run.id)?.state, 'delayed', `run ${body.run.id} was acked`);
+    } finally { store.close(); }
   } finally {
     hosts.forEach(killHost);
     rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isKoboldError } from '../../src/errors.js';
@@ -10,7 +11,7 @@ import { canTransition, runStates, type RunState } from '../../src/jobs/states.j
 function openStore(options: Partial<ConstructorParameters<typeof RunStore>[1]> = {}): { store: RunStore; file: string; done(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'kobold-store-'));
   const file = join(dir, 'jobs.sqlite');
-  const store = new RunStore(file, { maxLogLinesPerRun: 5, maxLogLineBytes: 20, logFlushIntervalMs: 10, ...options });
+  const store = new RunStore(file, { maxLogLinesPerRun: 5, maxLogLineBytes: 20, ...options });
   return { store, file, done: () => { try { store.close(); } catch { /* already closed */ } rmSync(dir, { recursive: true, force: true }); } };
 }
 
@@ -92,7 +93,7 @@ test('markInterrupted turns runs left running into interrupted, and the records 
     const { run: b } = store.insert(newRun());
     store.transition(a.id, 'running', { startedAt: 1500, attempt: 1 });
     store.close();
-    const reopened = new RunStore(file, { maxLogLinesPerRun: 5, maxLogLineBytes: 20, logFlushIntervalMs: 10 });
+    const reopened = new RunStore(file, { maxLogLinesPerRun: 5, maxLogLineBytes: 20 });
     try {
       const interrupted = reopened.markInterrupted(3000);
       assert.deepEqual(interrupted.map((run) => [run.id, run.state, run.durationMs, run.error?.code]), [[a.id, 'interrupted', 1500, 'KOBOLD_ERR_JOBS_INTERRUPTED']]);
@@ -107,7 +108,7 @@ test('log lines are batched, numbered, truncated and bounded per run (the oldest
     const { run } = store.insert(newRun());
     for (let i = 1; i <= 8; i++) store.queueLog({ runId: run.id, at: i, attempt: 1, stream: 'log', level: 'info', message: `line ${i}` });
     store.queueLog({ runId: run.id, at: 9, attempt: 1, stream: 'stderr', level: 'error', message: 'x'.repeat(50) });
-    assert.equal(store.require(run.id).logLines, 0, 'not written before the flush');
+    assert.equal(store.require(run.id).logLines, 0, 'not written before the commit or a read of the lines');
     await new Promise((resolve) => setTimeout(resolve, 40));
     const lines = store.logs(run.id);
     assert.deepEqual(lines.map((line) => line.seq), [5, 6, 7, 8, 9]);
@@ -165,4 +166,45 @@ test('a schedule fire is leased once, and the last fire time is kept', () => {
     store.recordFireOutcome('nightly', 6000, 7, 'enqueued');
     assert.equal(store.lastFireAt('nightly'), 6000);
   } finally { done(); }
+});
+
+test('the writes of one turn are one transaction, committed at the end of the turn', async () => {
+  const { store, file, done } = openStore();
+  const reader = new Database(file, { readonly: true });
+  const committedRuns = (): number => (reader.prepare('SELECT count(*) AS n FROM runs').get() as { n: number }).n;
+  try {
+    const before = store.commits;
+    const ids = Array.from({ length: 100 }, () => store.insert(newRun()).run.id);
+    for (const id of ids.slice(0, 10)) store.transition(id, 'running', { attempt: 1 });
+    assert.equal(store.require(ids[0]!).state, 'running', 'this connection reads its own writes at once');
+    assert.equal(committedRuns(), 0, 'another connection sees nothing before the commit');
+    const order: string[] = [];
+    store.afterCommit(() => order.push(`after: ${committedRuns()} runs committed`));
+    await store.committed();
+    assert.deepEqual(order, ['after: 100 runs committed']);
+    assert.equal(committedRuns(), 100);
+    assert.equal(store.commits, before + 1);
+    // Nothing pending: waiters go on at once, and no empty transaction is committed.
+    store.afterCommit(() => order.push('at once'));
+    assert.deepEqual(order.slice(1), ['at once']);
+    await store.committed();
+    assert.equal(store.commits, before + 1);
+  } finally {
+    reader.close();
+    done();
+  }
+});
+
+test('commit() makes the pending writes durable now, for a read that must not see less', () => {
+  const { store, file, done } = openStore();
+  const reader = new Database(file, { readonly: true });
+  try {
+    const { run } = store.insert(newRun());
+    store.queueLog({ runId: run.id, at: 1, attempt: 1, stream: 'log', level: 'info', message: 'hello' });
+    store.commit();
+    assert.equal((reader.prepare('SELECT log_lines FROM runs WHERE id = ?').get(run.id) as { log_lines: number }).log_lines, 1);
+  } finally {
+    reader.close();
+    done();
+  }
 });
