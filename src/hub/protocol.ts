@@ -154,15 +154,64 @@ export function encodePresenceResult(users: PresenceUser[], counts: PresenceCoun
 
 // --- stateless HTTP requests (long-polling, refresh, commands over POST)
 
-/** channel -> where the client stands (null: it has nothing yet). */
-export const pollRequest = z
-  .object({
-    token: z.string().max(8192).optional(),
-    channels: z.record(channel, position.nullable()),
-    timeoutMs: z.number().int().min(0).optional(),
-  })
-  .strict();
-export type PollRequest = z.infer<typeof pollRequest>;
+/** A long-poll or refresh request: channel -> where the client stands (null: it has nothing yet). */
+export interface PollRequest {
+  readonly token?: string;
+  readonly channels: Readonly<Record<string, StreamPosition | null>>;
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Checks a long-poll or refresh request (the same rules as `channel` and `position` above) and
+ * returns it as it is. Written by hand: refresh mode is a hot path, and a schema library
+ * costs more than the rest of the request. Errors name the field.
+ */
+export function parsePollRequest(value: unknown): PollRequest {
+  if (!isObject(value)) throw badField('', 'expected an object');
+  for (const key in value) {
+    const field = value[key];
+    if (key === 'channels') checkPositions(field);
+    else if (key === 'token') {
+      if (typeof field !== 'string' || field.length > 8192) throw badField(key, 'expected a string of at most 8192 characters');
+    } else if (key === 'timeoutMs') {
+      if (!isWholeNumber(field)) throw badField(key, 'expected an integer >= 0');
+    } else throw badField(key, 'unknown field');
+  }
+  if (value.channels === undefined) throw badField('channels', 'required');
+  return value as unknown as PollRequest;
+}
+
+function checkPositions(channels: unknown): void {
+  if (!isObject(channels)) throw badField('channels', 'expected an object of channel -> position or null');
+  for (const name in channels) {
+    if (name.length === 0 || name.length > 255) throw badField(`channels.${name}`, 'a channel name has 1 to 255 characters');
+    const since = channels[name];
+    if (since === null) continue;
+    if (!isObject(since)) throw badField(`channels.${name}`, 'expected {offset, epoch} or null');
+    for (const key in since) {
+      const field = since[key];
+      if (key === 'offset') {
+        if (!isWholeNumber(field)) throw badField(`channels.${name}.offset`, 'expected an integer >= 0');
+      } else if (key === 'epoch') {
+        if (typeof field !== 'string' || field.length > 64) throw badField(`channels.${name}.epoch`, 'expected a string of at most 64 characters');
+      } else throw badField(`channels.${name}.${key}`, 'unknown field');
+    }
+    if (since.offset === undefined) throw badField(`channels.${name}.offset`, 'required');
+    if (since.epoch === undefined) throw badField(`channels.${name}.epoch`, 'required');
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isWholeNumber(value: unknown): boolean {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+function badField(field: string, problem: string): KoboldError {
+  return new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: field === '' ? problem : `field "${field}": ${problem}` });
+}
 
 /** Commands that need no session, sent over HTTP POST by SSE, long-polling and refresh clients. */
 export const httpCommand = z.discriminatedUnion('cmd', [

@@ -144,12 +144,26 @@ export interface ReconnectNotifier {
   onReconnect(listener: () => void): Unsubscribe;
 }
 
+/**
+ * A backend that can often answer history at once, from this process's memory or from shared
+ * memory, with no round trip to another process. The HTTP transports (refresh, long-poll)
+ * use it to answer in the turn the request arrived in.
+ */
+export interface LocalHistory {
+  /** What history() would answer now, or null when the answer needs another process (then call history()). */
+  historyNow(channel: string, query?: HistoryQuery): HistoryResult | null;
+}
+
 export function isCloser(value: object): value is Closer {
   return typeof (value as Partial<Closer>).close === 'function';
 }
 
 export function isReconnectNotifier(value: object): value is ReconnectNotifier {
   return typeof (value as Partial<ReconnectNotifier>).onReconnect === 'function';
+}
+
+export function hasLocalHistory(value: object): value is LocalHistory {
+  return typeof (value as Partial<LocalHistory>).historyNow === 'function';
 }
 
 // --- namespaces and access

@@ -46,7 +46,8 @@ export async function startTestServer(options: { hub?: HubOptionsInput; backend?
     }
     route.handler(req, res);
   });
-  const wss = new WebSocketServer({ noServer: true, ...webSocketServerOptions(node) });
+  // The tests reach server-side sockets through wss.clients, which the hub itself does not need.
+  const wss = new WebSocketServer({ noServer: true, ...webSocketServerOptions(node), clientTracking: true });
   server.on('upgrade', (req, socket, head) => {
     if (options.webSocket === false || new URL(req.url ?? '/', 'http://x').pathname !== mounted.webSocketPath) {
       socket.destroy();

@@ -7,6 +7,7 @@ import type {
   HistoryQuery,
   HistoryResult,
   HubBackend,
+  LocalHistory,
   NamespaceOptions,
   PresenceCounts,
   PresenceEntry,
@@ -99,7 +100,7 @@ class Stream {
   }
 }
 
-export class MemoryBackend implements HubBackend, Closer {
+export class MemoryBackend implements HubBackend, Closer, LocalHistory {
   private readonly namespaces: NamespaceTable;
   private readonly now: () => number;
   private readonly streams = new Map<string, Stream>();

@@ -17,6 +17,7 @@ import type {
   HistoryQuery,
   HistoryResult,
   HubBackend,
+  LocalHistory,
   NamespaceOptions,
   PresenceCounts,
   PresenceEntry,
@@ -67,7 +68,7 @@ export async function connectHubLog(options: ConnectHubLogOptions): Promise<HubB
   }
 }
 
-export class ShmBackend implements HubBackend, Closer, ReconnectNotifier {
+export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalHistory {
   private ring!: SharedRing;
   private follower!: RingFollower;
   private lookup!: RingReader;
@@ -109,13 +110,18 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier {
   }
 
   async history(channel: string, query: HistoryQuery = {}): Promise<HistoryResult> {
-    // What the writer acknowledged before this call is in the ring: read up to it first.
-    if (!this.delivering && this.socket.hello.ring !== undefined) this.follower.drain();
-    const local = this.answerFromRing(channel, query);
+    const local = this.historyNow(channel, query);
     if (local !== null) return local;
     const result = await this.socket.history(channel, query);
     if (!this.heads.has(channel)) this.heads.set(channel, { epoch: result.position.epoch, offset: result.position.offset, seq: -1 });
     return result;
+  }
+
+  /** History from the ring, or null when the writer must answer (the ring no longer holds it, or never had the channel). */
+  historyNow(channel: string, query: HistoryQuery = {}): HistoryResult | null {
+    // What the writer acknowledged before this call is in the ring: read up to it first.
+    if (!this.delivering && this.socket.hello.ring !== undefined) this.follower.drain();
+    return this.answerFromRing(channel, query);
   }
 
   onPublication(listener: (publication: Publication) => void): Unsubscribe {

@@ -1,13 +1,16 @@
 // Stateless catch-up for the HTTP transports (long-polling and refresh): the client says
 // where it stands per channel; the answer is everything after that, from history. Any web
-// worker can answer, since the state is in the client's request and the shared log.
+// worker can answer, since the state is in the client's request and the shared log. When
+// the backend holds the history at hand (LocalHistory: the shm ring, memory), the answer is
+// built in the turn the request arrived in, with no promise on the way.
 import type { IncomingMessage } from 'node:http';
 import { KoboldError } from '../../errors.js';
+import { ANONYMOUS } from '../auth.js';
 import { checkAccess } from '../channels.js';
 import type { HubNode } from '../node.js';
-import { encodeHistoryResult, errorBody, type PollRequest, pollRequest } from '../protocol.js';
-import type { Principal, StreamPosition } from '../types.js';
-import { readJson, requestToken, requestUrl, requireMethod } from './http.js';
+import { encodeHistoryResult, errorBody, type PollRequest, parsePollRequest } from '../protocol.js';
+import { hasLocalHistory, type HistoryQuery, type HistoryResult, type Principal, type StreamPosition } from '../types.js';
+import { bearerToken, parseJson, readBodyThen } from './http.js';
 
 export interface CatchUp {
   /** `{"channels":{ch: {position, lost, publications}}, "errors":{ch: {code, message}}}` */
@@ -16,37 +19,149 @@ export interface CatchUp {
   readonly news: boolean;
 }
 
-export async function catchUp(node: HubNode, principal: Principal, channels: Record<string, StreamPosition | null>): Promise<CatchUp> {
-  const max = node.options.limits.maxHistoryPublications;
-  let news = false;
-  const results: string[] = [];
-  const errors: Record<string, unknown> = {};
+type Positions = PollRequest['channels'];
+
+/** Collects the answer channel by channel. */
+class CatchUpBuilder {
+  private channels = '';
+  private errors = '';
+  news = false;
+
+  add(channel: string, since: StreamPosition | null, result: HistoryResult): void {
+    if (since === null || result.lost || result.publications.length > 0) this.news = true;
+    this.channels += (this.channels === '' ? '' : ',') + JSON.stringify(channel) + ':' + encodeHistoryResult(result);
+  }
+
+  fail(channel: string, error: unknown): void {
+    this.news = true;
+    this.errors += (this.errors === '' ? '' : ',') + JSON.stringify(channel) + ':' + JSON.stringify(errorBody(error));
+  }
+
+  done(): CatchUp {
+    return { json: '{"channels":{' + this.channels + '},"errors":{' + this.errors + '}}', news: this.news };
+  }
+}
+
+function historyQuery(node: HubNode, since: StreamPosition | null): HistoryQuery {
+  return since === null ? { limit: 0 } : { since, limit: node.options.limits.maxHistoryPublications };
+}
+
+/**
+ * The answer at once when the backend has every channel's history at hand; null when one of
+ * them needs another process (then use catchUp).
+ */
+export function catchUpNow(node: HubNode, principal: Principal, channels: Positions): CatchUp | null {
+  const backend = node.backend;
+  if (!hasLocalHistory(backend)) return null;
+  const answer = new CatchUpBuilder();
+  for (const channel in channels) {
+    const since = channels[channel];
+    let result: HistoryResult | null;
+    try {
+      checkAccess(node.namespaces.resolve(channel), 'subscribe', principal, channel);
+      result = backend.historyNow(channel, historyQuery(node, since));
+    } catch (error) {
+      answer.fail(channel, error);
+      continue;
+    }
+    if (result === null) return null;
+    answer.add(channel, since, result);
+  }
+  return answer.done();
+}
+
+/** The answer, asking the backend for what it does not hold at hand. */
+export async function catchUp(node: HubNode, principal: Principal, channels: Positions): Promise<CatchUp> {
+  const answer = new CatchUpBuilder();
   await Promise.all(
-    Object.entries(channels).map(async ([channel, since]) => {
+    Object.keys(channels).map(async (channel) => {
+      const since = channels[channel];
       try {
         checkAccess(node.namespaces.resolve(channel), 'subscribe', principal, channel);
-        const result = await node.backend.history(channel, since === null ? { limit: 0 } : { since, limit: max });
-        if (since === null || result.lost || result.publications.length > 0) news = true;
-        results.push(JSON.stringify(channel) + ':' + encodeHistoryResult(result));
+        answer.add(channel, since, await node.backend.history(channel, historyQuery(node, since)));
       } catch (error) {
-        news = true;
-        errors[channel] = errorBody(error);
+        answer.fail(channel, error);
       }
     }),
   );
-  return { json: '{"channels":{' + results.join(',') + '},"errors":' + JSON.stringify(errors) + '}', news };
+  return answer.done();
 }
 
-/** Reads and checks a long-poll or refresh request (POST, JSON body). */
-export async function readPollRequest(node: HubNode, req: IncomingMessage): Promise<{ request: PollRequest; principal: Principal }> {
-  requireMethod(req, 'POST');
-  const parsed = pollRequest.safeParse(await readJson(req, node.options.limits.maxMessageBytes));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: `field "${issue.path.join('.')}": ${issue.message}` });
+/** A checked poll request and who sent it. */
+export interface Poll {
+  readonly request: PollRequest;
+  readonly token: string | undefined;
+}
+
+/**
+ * Reads and checks a long-poll or refresh request: POST with a JSON body, or GET with the
+ * same fields in the query string (`channels` as URL-encoded JSON, `token`, `timeoutMs`).
+ * Calls `then` at once for a GET, on the next tick for a POST whose body came with it.
+ */
+export function readPoll(node: HubNode, req: IncomingMessage, then: (error: unknown, poll: Poll | null) => void): void {
+  if (req.method === 'GET') {
+    let poll: Poll;
+    try {
+      const query = new URLSearchParams(queryOf(req.url ?? ''));
+      poll = checkedPoll(node, pollFromQuery(query), bearerToken(req) ?? query.get('token') ?? undefined);
+    } catch (error) {
+      then(error, null);
+      return;
+    }
+    then(null, poll);
+    return;
   }
+  if (req.method !== 'POST') {
+    then(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'use POST (a JSON body) or GET (the query string) for this endpoint' }), null);
+    return;
+  }
+  readBodyThen(req, node.options.limits.maxMessageBytes, (error, body) => {
+    let poll: Poll | null = null;
+    try {
+      if (error === null) poll = checkedPoll(node, parseJson(body), bearerToken(req) ?? queryToken(req.url ?? ''));
+    } catch (problem) {
+      error = problem;
+    }
+    then(error, poll);
+  });
+}
+
+/** `token` is the request's own (a header or the query string), used when the fields have none. */
+function checkedPoll(node: HubNode, value: unknown, token: string | undefined): Poll {
+  const request = parsePollRequest(value);
   const limit = node.options.limits.maxSubscriptionsPerConnection;
-  if (Object.keys(parsed.data.channels).length > limit) throw new KoboldError('KOBOLD_ERR_HUB_TOO_MANY_SUBSCRIPTIONS', { limit });
-  const principal = await node.authenticate(parsed.data.token ?? requestToken(req, requestUrl(req)));
-  return { request: parsed.data, principal };
+  let count = 0;
+  for (const _ in request.channels) if (++count > limit) throw new KoboldError('KOBOLD_ERR_HUB_TOO_MANY_SUBSCRIPTIONS', { limit });
+  return { request, token: request.token ?? token };
+}
+
+function queryOf(url: string): string {
+  const start = url.indexOf('?');
+  return start === -1 ? '' : url.slice(start + 1);
+}
+
+function queryToken(url: string): string | undefined {
+  const query = queryOf(url);
+  return query === '' ? undefined : (new URLSearchParams(query).get('token') ?? undefined);
+}
+
+/** A GET request's fields: `?channels=<JSON>&timeoutMs=…`; other parameters (cache busters) are ignored. */
+function pollFromQuery(query: URLSearchParams): Record<string, unknown> {
+  const channels = query.get('channels');
+  const timeoutMs = query.get('timeoutMs');
+  const fields: Record<string, unknown> = {};
+  if (channels !== null) {
+    try {
+      fields.channels = JSON.parse(channels);
+    } catch (error) {
+      throw new KoboldError('KOBOLD_ERR_HUB_INVALID_JSON', { reason: `query parameter "channels": ${(error as Error).message}` });
+    }
+  }
+  if (timeoutMs !== null) fields.timeoutMs = /^\d+$/.test(timeoutMs) ? Number(timeoutMs) : timeoutMs;
+  return fields;
+}
+
+/** The principal of a poll's token: at once for anonymous polls (no token), else after checking it. */
+export function principalOf(node: HubNode, token: string | undefined): Principal | Promise<Principal> {
+  return token === undefined || token === '' ? ANONYMOUS : node.authenticate(token);
 }

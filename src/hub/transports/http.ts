@@ -22,14 +22,46 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-/** Parses a JSON body; KOBOLD_ERR_HUB_INVALID_JSON names the problem. */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  const text = await readBody(req, limit);
+/**
+ * Calls `then` with the request's body (at most `limit` bytes). A small body normally comes in
+ * the socket read that brought the headers, so it lies whole in the request's buffer once the
+ * request handler has returned: it is taken on the next tick in one read, with no stream
+ * events and no promise. A body still on its way is read as it arrives (readBody).
+ */
+export function readBodyThen(req: IncomingMessage, limit: number, then: (error: unknown, body: string) => void): void {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) {
+    req.resume();
+    then(new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: declared, limit }), '');
+    return;
+  }
+  process.nextTick(takeBody, req, limit, then);
+}
+
+function takeBody(req: IncomingMessage, limit: number, then: (error: unknown, body: string) => void): void {
+  if (req.complete && req.readableLength <= limit) {
+    const body = req.read() as Buffer | null;
+    then(null, body === null ? '' : body.toString());
+    return;
+  }
+  readBody(req, limit).then(
+    (body) => then(null, body),
+    (error: unknown) => then(error, ''),
+  );
+}
+
+/** Parses JSON text; KOBOLD_ERR_HUB_INVALID_JSON names the problem. */
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
     throw new KoboldError('KOBOLD_ERR_HUB_INVALID_JSON', { reason: (error as Error).message });
   }
+}
+
+/** Parses a JSON body; KOBOLD_ERR_HUB_INVALID_JSON names the problem. */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  return parseJson(await readBody(req, limit));
 }
 
 export function sendJson(res: ServerResponse, status: number, json: string): void {
@@ -50,9 +82,13 @@ export function sendError(res: ServerResponse, error: unknown): void {
 
 /** `Authorization: Bearer <token>`, else a `token` query parameter (EventSource cannot set headers). */
 export function requestToken(req: IncomingMessage, url: URL): string | undefined {
+  return bearerToken(req) ?? url.searchParams.get('token') ?? undefined;
+}
+
+/** The token of an `Authorization: Bearer <token>` header. */
+export function bearerToken(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
-  if (header !== undefined && header.startsWith('Bearer ')) return header.slice(7).trim();
-  return url.searchParams.get('token') ?? undefined;
+  return header !== undefined && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
 }
 
 export function requestUrl(req: IncomingMessage): URL {

@@ -1,0 +1,158 @@
+// Refresh mode over HTTP on 127.0.0.1: POST with a JSON body and GET with the query string
+// give the same answers; bad input gets a clear 4xx error; bodies that arrive with their
+// headers, late, in pieces, or pipelined behind each other on one connection all read right.
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { signHubToken } from '../../../src/hub/auth.js';
+import { SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
+
+const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: response.status, body: (await response.json()) as any };
+};
+
+const get = async (url: string, headers: Record<string, string> = {}) => {
+  const response = await fetch(url, { headers });
+  return { status: response.status, body: (await response.json()) as any };
+};
+
+const query = (channels: unknown) => `channels=${encodeURIComponent(JSON.stringify(channels))}`;
+
+/** Writes `parts` to a raw connection (pausing between them) and collects what comes back until `done`. */
+async function raw(port: number, parts: string[], done: (text: string) => boolean): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (text += chunk));
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  try {
+    for (const part of parts) {
+      socket.write(part);
+      await sleep(30);
+    }
+    for (let i = 0; i < 200 && !done(text); i++) await sleep(10);
+    return text;
+  } finally {
+    socket.destroy();
+  }
+}
+
+function request(path: string, body: string, extra = ''): string {
+  return `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
+}
+
+const answers = (text: string) => text.split('HTTP/1.1 ').length - 1;
+
+describe('refresh mode', () => {
+  let server: TestServer;
+  let port: number;
+  before(async () => {
+    server = await startTestServer({
+      hub: {
+        namespaces: [
+          { name: 'news', subscribe: 'anyone', historySize: 5 },
+          { name: 'vip', subscribe: 'user' },
+        ],
+        limits: { maxSubscriptionsPerConnection: 3, maxMessageBytes: 1024 },
+      },
+    });
+    port = Number(new URL(server.http).port);
+  });
+  after(() => server.close());
+
+  test('GET with the positions in the query string answers like POST', async () => {
+    const first = await server.node.publish('news:q', 'a');
+    await server.node.publish('news:q', 'b');
+    const channels = { 'news:q': first, 'news:empty': null, 'nowhere:x': null };
+    const byPost = await post(`${server.http}/hub/refresh`, { channels });
+    const byGet = await get(`${server.http}/hub/refresh?_=${Date.now()}&${query(channels)}`);
+    assert.equal(byGet.status, 200);
+    assert.deepEqual(byGet.body, byPost.body);
+    assert.deepEqual(byGet.body.channels['news:q'].publications.map((p: any) => p.data), ['b']);
+    assert.deepEqual(byGet.body.channels['news:empty'].position.offset, 0);
+    assert.equal(byGet.body.errors['nowhere:x'].code, 'KOBOLD_ERR_HUB_UNKNOWN_NAMESPACE');
+  });
+
+  test('a client up to date gets its position, no publications; one that is behind the window gets lost', async () => {
+    const at = await server.node.publish('news:w', 1);
+    const upToDate = await get(`${server.http}/hub/refresh?${query({ 'news:w': at })}`);
+    assert.deepEqual(upToDate.body.channels['news:w'], { position: at, lost: false, publications: [] });
+    for (let i = 2; i <= 8; i++) await server.node.publish('news:w', i);
+    const behind = await post(`${server.http}/hub/refresh`, { channels: { 'news:w': at } });
+    assert.equal(behind.body.channels['news:w'].lost, true);
+    assert.deepEqual(behind.body.channels['news:w'].publications.map((p: any) => p.data), [4, 5, 6, 7, 8]);
+  });
+
+  test('a token in the body, the query string or an Authorization header identifies the client', async () => {
+    const token = await signHubToken(SECRET, { sub: 'u1' }, 60);
+    const channels = { 'vip:a': null };
+    const anonymous = await get(`${server.http}/hub/refresh?${query(channels)}`);
+    assert.equal(anonymous.body.errors['vip:a'].code, 'KOBOLD_ERR_HUB_FORBIDDEN');
+    for (const answer of [
+      await post(`${server.http}/hub/refresh`, { token, channels }),
+      await post(`${server.http}/hub/refresh?token=${token}`, { channels }),
+      await post(`${server.http}/hub/refresh`, { channels }, { authorization: `Bearer ${token}` }),
+      await get(`${server.http}/hub/refresh?${query(channels)}&token=${token}`),
+      await get(`${server.http}/hub/refresh?${query(channels)}`, { authorization: `Bearer ${token}` }),
+    ]) {
+      assert.equal(answer.status, 200);
+      assert.deepEqual(answer.body.errors, {});
+      assert.equal(answer.body.channels['vip:a'].position.offset, 0);
+    }
+    const forged = await get(`${server.http}/hub/refresh?${query(channels)}&token=${token}x`);
+    assert.equal(forged.status, 401);
+    assert.equal(forged.body.error.code, 'KOBOLD_ERR_HUB_TOKEN_INVALID');
+  });
+
+  test('bad input gets a 4xx JSON error that names the problem', async () => {
+    const cases: [Promise<{ status: number; body: any }>, number, string, RegExp][] = [
+      [post(`${server.http}/hub/refresh`, '{"channels":'), 400, 'KOBOLD_ERR_HUB_INVALID_JSON', /invalid JSON/],
+      [post(`${server.http}/hub/refresh`, ''), 400, 'KOBOLD_ERR_HUB_INVALID_JSON', /invalid JSON/],
+      [post(`${server.http}/hub/refresh`, {}), 400, 'KOBOLD_ERR_HUB_BAD_COMMAND', /field "channels": required/],
+      [post(`${server.http}/hub/refresh`, { channels: {}, since: 1 }), 400, 'KOBOLD_ERR_HUB_BAD_COMMAND', /field "since": unknown field/],
+      [post(`${server.http}/hub/refresh`, { channels: { 'news:a': { offset: 1.5, epoch: 'e' } } }), 400, 'KOBOLD_ERR_HUB_BAD_COMMAND', /channels\.news:a\.offset/],
+      [post(`${server.http}/hub/refresh`, { channels: { 'news:a': null, 'news:b': null, 'news:c': null, 'news:d': null } }), 400, 'KOBOLD_ERR_HUB_TOO_MANY_SUBSCRIPTIONS', /limit is 3/],
+      [post(`${server.http}/hub/refresh`, { channels: {}, pad: 'x'.repeat(2000) }), 413, 'KOBOLD_ERR_HUB_TOO_LARGE', /limit of 1024 bytes/],
+      [get(`${server.http}/hub/refresh`), 400, 'KOBOLD_ERR_HUB_BAD_COMMAND', /field "channels": required/],
+      [get(`${server.http}/hub/refresh?channels=%7Bnope`), 400, 'KOBOLD_ERR_HUB_INVALID_JSON', /query parameter "channels"/],
+      [get(`${server.http}/hub/refresh?${query({ 'news:a': { offset: -1, epoch: 'e' } })}`), 400, 'KOBOLD_ERR_HUB_BAD_COMMAND', /channels\.news:a\.offset/],
+      [get(`${server.http}/hub/refresh?${query({})}&timeoutMs=soon`), 400, 'KOBOLD_ERR_HUB_BAD_COMMAND', /field "timeoutMs"/],
+      [
+        fetch(`${server.http}/hub/refresh`, { method: 'PUT', body: '{}' }).then(async (r) => ({ status: r.status, body: await r.json() })),
+        400,
+        'KOBOLD_ERR_HUB_BAD_COMMAND',
+        /use POST .* or GET/,
+      ],
+    ];
+    for (const [answer, status, code, message] of cases) {
+      const { status: got, body } = await answer;
+      assert.equal(got, status, `${code} ${message}: got ${JSON.stringify(body)}`);
+      assert.equal(body.error.code, code);
+      assert.match(body.error.message, message);
+    }
+  });
+
+  test('a body that comes after its headers, or in pieces, is read whole', async () => {
+    const at = await server.node.publish('news:slow', 'x');
+    const body = JSON.stringify({ channels: { 'news:slow': { offset: 0, epoch: at.epoch } } });
+    const head = request('/hub/refresh', body).slice(0, -body.length);
+    const text = await raw(port, [head, body.slice(0, 10), body.slice(10)], (seen) => seen.includes('"publications"'));
+    assert.match(text, /^HTTP\/1\.1 200/);
+    assert.match(text, /"data":"x"/);
+    const chunked = `POST /hub/refresh HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    assert.match(await raw(port, [chunked], (seen) => seen.includes('"publications"')), /"data":"x"/);
+    const huge = `POST /hub/refresh HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n800\r\n${'x'.repeat(0x800)}\r\n0\r\n\r\n`;
+    assert.match(await raw(port, [huge], (seen) => seen.includes('}}')), /^HTTP\/1\.1 413[\s\S]*KOBOLD_ERR_HUB_TOO_LARGE/);
+  });
+
+  test('polls pipelined on one keep-alive connection are each answered, in order', async () => {
+    const at = await server.node.publish('news:p', 'one');
+    const bodies = [{ 'news:p': null }, { 'news:p': { offset: 0, epoch: at.epoch } }, { 'news:p': at }].map((channels) => JSON.stringify({ channels }));
+    const text = await raw(port, [bodies.map((body) => request('/hub/refresh', body)).join('') + `GET /hub/refresh?${query({ 'news:p': at })} HTTP/1.1\r\nhost: x\r\n\r\n`], (seen) => answers(seen) === 4 && seen.endsWith('}}'));
+    assert.equal(answers(text), 4);
+    const jsons = text.split(/HTTP\/1\.1 200 OK[\s\S]*?\r\n\r\n/).slice(1).map((json) => JSON.parse(json).channels['news:p']);
+    assert.deepEqual(jsons.map((c) => c.publications.length), [0, 1, 0, 0]);
+    assert.deepEqual(jsons.map((c) => c.position), [at, at, at, at]);
+  });
+});
