@@ -18,6 +18,9 @@
 //     (publications/s) HUB_BENCH_SECONDS=5 HUB_BENCH_WARMUP_S=1 HUB_BENCH_ROOMS=20
 //     HUB_BENCH_EMULATORS=2 HUB_BENCH_RUNS=1 HUB_BENCH_SYSTEMS=kobold-ws,kobold-mix,socketio,ws
 //     HUB_BENCH_BACKEND=shm|socket (Kobold's hub backend; unset: the daemon's default)
+//     HUB_BENCH_SCHED=rr|none (Kobold's clusterSchedulingPolicy; unset: its default)
+//     HUB_BENCH_SEMI_SPACE_MB=N (V8's --max-semi-space-size for every system's server
+//     processes: Kobold's workerMaxSemiSpaceMb, the others' node flags; unset: V8's default)
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
@@ -41,6 +44,10 @@ const EMULATORS = Math.max(1, setting('EMULATORS', 2));
 const RUNS = Math.max(1, setting('RUNS', 1));
 /** Kobold's hub backend (`shm` or `socket`); unset: the daemon's default. */
 const BACKEND = process.env.HUB_BENCH_BACKEND;
+/** Kobold's cluster scheduling policy (`rr` or `none`); unset: the daemon's default. */
+const SCHED = process.env.HUB_BENCH_SCHED;
+/** V8's young-generation cap (MiB) in every system's server processes, so all get the same treatment. */
+const SEMI_SPACE_MB = process.env.HUB_BENCH_SEMI_SPACE_MB === undefined ? undefined : Number(process.env.HUB_BENCH_SEMI_SPACE_MB);
 const SYSTEMS = (process.env.HUB_BENCH_SYSTEMS ?? 'kobold-ws,kobold-mix,socketio,ws').split(',');
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -111,7 +118,9 @@ async function freePort(): Promise<number> {
 }
 
 function forkReady(file: string, args: string[]): Promise<ChildProcess> {
-  const child = fork(file, args, { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  // Socket.IO's cluster workers inherit these flags from its primary.
+  const v8Flags = SEMI_SPACE_MB === undefined ? [] : [`--max-semi-space-size=${SEMI_SPACE_MB}`];
+  const child = fork(file, args, { execArgv: ['--import', 'tsx', ...v8Flags], stdio: 'inherit' });
   return new Promise((resolve, reject) => {
     child.on('message', (m: { ready?: boolean }) => m.ready && resolve(child));
     child.on('exit', (code) => reject(new Error(`${file} exited with ${code}`)));
@@ -212,6 +221,8 @@ async function kobold(): Promise<System> {
     join(dir, 'kobold.config.json'),
     JSON.stringify({
       logLevel: 'warn',
+      ...(SCHED === undefined ? {} : { clusterSchedulingPolicy: SCHED }),
+      ...(SEMI_SPACE_MB === undefined ? {} : { workerMaxSemiSpaceMb: SEMI_SPACE_MB }),
       apps: [], // the hub alone, not the chat demo a config without apps gets
       services: { web: { port, workers: 2, maxWorkers: 2, scaling: { enabled: false }, http: { maxConnections: 100_000 } } },
       hub: {
@@ -312,7 +323,7 @@ const perCpu = (r: Result) => r.deliveries / r.cpuS;
 console.log(
   `${CLIENTS} clients per system (kobold mix: ${MIX.websocket} WebSocket + ${MIX.sse} SSE + ${MIX.longpoll} long-poll; the others all WebSocket) ` +
     `in ${ROOMS} rooms, ${RATE} publications/s for ${SECONDS} s after ${WARMUP_S} s warm-up, ${EMULATORS} emulator processes, ${RUNS} run(s); ` +
-    `Kobold hub backend: ${BACKEND ?? 'default'}`,
+    `Kobold hub backend: ${BACKEND ?? 'default'}, cluster scheduling: ${SCHED ?? 'default'}; V8 max semi-space: ${SEMI_SPACE_MB === undefined ? 'default' : `${SEMI_SPACE_MB} MiB`}`,
 );
 const results = new Map<string, Result[]>();
 for (let i = 0; i < RUNS; i++) {

@@ -12,6 +12,10 @@ export const daemonDefaults = {
   heartbeatIntervalMs: 1_000,
   heartbeatTimeoutMs: 10_000,
   startTimeoutMs: 30_000,
+  /** node:cluster's: `rr` (the master accepts and hands each connection to a worker) or `none` (workers accept themselves). */
+  clusterSchedulingPolicy: 'rr',
+  /** V8's young-generation semi-space cap for workers, in MiB; 0 keeps V8's own (16 MiB on 64-bit). */
+  workerMaxSemiSpaceMb: 0,
 } as const;
 
 export const serviceDefaults = {

@@ -181,6 +181,18 @@ export const configSchema = z
     heartbeatIntervalMs: positiveMs.default(daemonDefaults.heartbeatIntervalMs),
     heartbeatTimeoutMs: positiveMs.default(daemonDefaults.heartbeatTimeoutMs),
     startTimeoutMs: positiveMs.default(daemonDefaults.startTimeoutMs),
+    /**
+     * `rr`: the master accepts every connection and passes it to a worker (even spread, a
+     * hand-off per connection); `none`: workers accept on the shared socket themselves.
+     * Read at start, not on reload.
+     */
+    clusterSchedulingPolicy: z.enum(['rr', 'none']).default(daemonDefaults.clusterSchedulingPolicy),
+    /**
+     * Caps V8's young generation in every worker (`--max-semi-space-size`, MiB). A burst of
+     * connections grows it to V8's maximum and the pages stay resident afterwards; a small cap
+     * keeps idle connections cheap. 0: V8's default. Read at start, not on reload.
+     */
+    workerMaxSemiSpaceMb: nonNegative.default(daemonDefaults.workerMaxSemiSpaceMb),
     /** `kobold console`: a REPL socket per worker in `<runDir>/console/` (mode 0600). */
     console: z.boolean().default(true),
     services: z.record(name, serviceSchema).prefault({ [DEFAULT_SERVICE_NAME]: {} } as never),

@@ -56,7 +56,10 @@ export class Supervisor {
     /** uid/gid the workers run as (the master keeps its own, to bind ports); empty to inherit. */
     workerIdentity: Identity = {},
   ) {
-    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], serialization: 'json', ...workerIdentity });
+    // Both are process-wide: the policy is read when the first worker is forked.
+    cluster.schedulingPolicy = config.clusterSchedulingPolicy === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+    const execArgv = config.workerMaxSemiSpaceMb > 0 ? [...process.execArgv, `--max-semi-space-size=${config.workerMaxSemiSpaceMb}`] : process.execArgv;
+    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], serialization: 'json', execArgv, ...workerIdentity });
   }
 
   private get logger() {

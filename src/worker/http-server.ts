@@ -131,13 +131,21 @@ export class WorkerHttpServer {
     }, this.options.headersTimeoutMs);
     this.connections.set(socket, { headersTimer });
     socket.once('close', () => {
-      clearTimeout(headersTimer);
+      this.headersArrived(socket);
       this.connections.delete(socket);
     });
   }
 
+  /** The first request's headers arrived: the timer is done, and no longer kept per connection. */
+  private headersArrived(socket: Socket): void {
+    const state = this.connections.get(socket);
+    if (state === undefined || state.headersTimer === undefined) return;
+    clearTimeout(state.headersTimer);
+    state.headersTimer = undefined;
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    clearTimeout(this.connections.get(req.socket)?.headersTimer);
+    this.headersArrived(req.socket);
     if (this.options.requestTimeoutMs > 0 && expectsBody(req)) this.limitBodyTime(req);
     this.inFlight += 1;
     this.openResponses.add(res);
@@ -164,7 +172,7 @@ export class WorkerHttpServer {
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    clearTimeout(this.connections.get(req.socket)?.headersTimer);
+    this.headersArrived(req.socket);
     if (this.draining || !this.onUpgrade(req, socket, head)) {
       const path = (req.url ?? '/').split('?')[0];
       const error = this.draining

@@ -85,11 +85,12 @@ class KeepAlive {
 const keepAlives = new WeakMap<HubNode, KeepAlive>();
 
 /** Options for the `ws` WebSocketServer that upgrades hub connections. */
-export function webSocketServerOptions(node: HubNode): { maxPayload: number; perMessageDeflate: false } {
+export function webSocketServerOptions(node: HubNode): { maxPayload: number; perMessageDeflate: false; clientTracking: false } {
   // Commands up to maxMessageBytes are parsed; bigger ones get an error frame, and only
   // messages 4x over the limit are cut off by ws itself (close code 1009). No compression:
-  // frames are built once for every subscriber and written as they are.
-  return { maxPayload: node.options.limits.maxMessageBytes * 4, perMessageDeflate: false };
+  // frames are built once for every subscriber and written as they are. The node tracks its
+  // sessions, so ws keeps no set of clients (and no close listener per client) of its own.
+  return { maxPayload: node.options.limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false };
 }
 
 /** The socket ws reads from and writes to; ws keeps it as `_socket` once the connection is open. */
