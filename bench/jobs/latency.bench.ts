@@ -1,8 +1,15 @@
 // Job runner benchmark: start latency (enqueue -> task code running), p50/p99, for a warm
 // pool worker and for a fresh process per run; and no-op jobs/s through the whole path
 // (record, socket, worker, result), Kobold (SQLite) and BullMQ (a local redis-server) side by
-// side, 2 worker processes each, everything on loopback. Run: npm run bench -- bench/jobs/latency.bench.ts
+// side, everything on loopback. Run: npm run bench -- bench/jobs/latency.bench.ts
 // (bench/jobs/setup.sh installs redis-server from Debian when it is missing.)
+//
+// Same shape on both sides: 2 worker processes taking one job at a time each (BullMQ
+// `concurrency: 1`, Kobold pool workers of capacity 1). The producer is a client, as an app
+// is: BullMQ's Queue over TCP to redis (addBulk in chunks of 1000, `removeOnComplete: true`
+// as a busy queue would run), Kobold's JobsApiClient over the jobs API socket (every enqueue
+// acknowledged only once its record is committed). Completions are counted from BullMQ's
+// QueueEvents stream and from the Kobold dispatcher's run events.
 
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +18,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, QueueEvents } from 'bullmq';
+import { JobsApiClient } from '../../src/jobs/api-client.js';
+import { serveJobsApi, type JobsApiServer } from '../../src/jobs/api-socket.js';
 import { startJobsService, type JobsService } from '../../src/jobs/service.js';
+import type { RunRecord } from '../../src/jobs/store.js';
 import { taskWorkerEnvKey } from '../../src/jobs/task-worker.js';
 
 const hardStop = setTimeout(() => {
@@ -43,15 +53,21 @@ function kobold(poolWorkers: number): JobSystem {
   const dir = mkdtempSync(join(tmpdir(), 'kobold-bench-jobs-'));
   const children: ChildProcess[] = [];
   let service: JobsService;
+  let apiServer: JobsApiServer;
+  let client: JobsApiClient;
 
-  /** Resolves with the run's result once it succeeded. */
+  /** Resolves with the run's result once it succeeded (it may have, before the ack reached the client). */
   const completion = (id: number): Promise<unknown> =>
     new Promise((resolve, reject) => {
+      const settle = (run: RunRecord): boolean => {
+        if (['queued', 'delayed', 'running'].includes(run.state)) return false;
+        if (run.state === 'succeeded') resolve(run.result);
+        else reject(new Error(`run ${id} ended ${run.state}: ${run.error?.message}`));
+        return true;
+      };
+      if (settle(service.store.require(id))) return;
       const stop = service.dispatcher.subscribe(id, (event) => {
-        if (event.type !== 'state' || ['queued', 'delayed', 'running'].includes(event.run.state)) return;
-        stop();
-        if (event.run.state === 'succeeded') resolve(event.run.result);
-        else reject(new Error(`run ${id} ended ${event.run.state}: ${event.run.error?.message}`));
+        if (event.type === 'state' && settle(event.run)) stop();
       });
     });
 
@@ -69,13 +85,16 @@ function kobold(poolWorkers: number): JobSystem {
         cleanups.push(() => child.kill('SIGKILL'));
       }
       while (service.dispatcher.depth().workers < poolWorkers) await new Promise((resolve) => setTimeout(resolve, 20));
+      const socketPath = join(dir, 'jobs-api.sock');
+      apiServer = await serveJobsApi(service.api, { socketPath, maxMessageBytes: service.settings.maxMessageBytes, logger: console });
+      client = new JobsApiClient(socketPath);
     },
     async startLatency(kind, runs) {
       const latencies: number[] = [];
       for (let i = 0; i < runs; i++) {
         const enqueuedAt = performance.timeOrigin + performance.now();
-        const { run } = await service.dispatcher.enqueue({ task: kind === 'warm' ? 'stamp' : 'stamp-fresh', args: {} });
-        const result = (await (service.store.require(run.id).state === 'succeeded' ? service.store.require(run.id).result : completion(run.id))) as { at: number };
+        const { run } = await client.enqueue({ task: kind === 'warm' ? 'stamp' : 'stamp-fresh', args: {} });
+        const result = (await completion(run.id)) as { at: number };
         latencies.push(result.at - enqueuedAt);
       }
       return latencies;
@@ -83,12 +102,14 @@ function kobold(poolWorkers: number): JobSystem {
     async throughput(total) {
       const started = performance.now();
       const done: Promise<unknown>[] = [];
-      for (let i = 0; i < total; i++) done.push(service.dispatcher.enqueue({ task: 'noop', args: {} }).then(({ run }) => completion(run.id)));
+      for (let i = 0; i < total; i++) done.push(client.enqueue({ task: 'noop', args: {} }).then(({ run }) => completion(run.id)));
       await Promise.all(done);
       return total / ((performance.now() - started) / 1000);
     },
     async stop() {
       for (const child of children) child.kill('SIGKILL');
+      client.close();
+      await apiServer.close();
       await service.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -210,7 +231,7 @@ for (const system of systems) {
   }
 }
 
-console.log('\njob runner benchmark (2 worker processes each; loopback)');
+console.log('\njob runner benchmark (2 worker processes each, one job at a time; producer a client over loopback)');
 for (const row of rows) {
   const shown = row.value === null ? 'n/a'.padStart(10) : row.value.toFixed(row.unit === 'ms' ? 3 : 0).padStart(10);
   console.log(`${row.system.padEnd(28)} ${row.measure.padEnd(30)} ${shown} ${row.unit}`);
