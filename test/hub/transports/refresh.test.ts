@@ -1,10 +1,18 @@
 // Refresh mode over HTTP on 127.0.0.1: POST with a JSON body and GET with the query string
 // give the same answers; bad input gets a clear 4xx error; bodies that arrive with their
-// headers, late, in pieces, or pipelined behind each other on one connection all read right.
+// headers, late, in pieces, or pipelined behind each other on one connection all read right;
+// on the shm backend, polls are answered from the ring while the hub writer cannot answer.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { signHubToken } from '../../../src/hub/auth.js';
+import { connectHubLog, ShmBackend } from '../../../src/hub/backends/shm.js';
+import { resolveHubOptions } from '../../../src/hub/options.js';
+import { removeRing, ringOptions, startRingWriter } from '../fixtures/ring.js';
+import { stopWriter } from '../fixtures/writer.js';
 import { SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
 
 const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
@@ -155,4 +163,38 @@ describe('refresh mode', () => {
     assert.deepEqual(jsons.map((c) => c.publications.length), [0, 1, 0, 0]);
     assert.deepEqual(jsons.map((c) => c.position), [at, at, at, at]);
   });
+});
+
+test('on the shm backend, refresh and long-polls are answered from the ring while the writer is stopped', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kobold-refresh-shm-'));
+  const ring = ringOptions(dir);
+  const hub = resolveHubOptions({ namespaces: [{ name: 'news', subscribe: 'anyone', historySize: 10 }], limits: { longPollTimeoutMs: 10_000 } });
+  const socketPath = join(dir, 'hub.sock');
+  const { child } = await startRingWriter(socketPath, hub.namespaces, ring);
+  const backend = await connectHubLog({ socketPath, namespaces: hub.namespaces, requestTimeoutMs: 300 });
+  const server = await startTestServer({ hub, backend });
+  try {
+    assert.ok(backend instanceof ShmBackend);
+    const first = await server.node.publish('news:ring', 'a');
+    const last = await server.node.publish('news:ring', 'b');
+    child.kill('SIGSTOP');
+    try {
+      const byPost = await fetch(`${server.http}/hub/refresh`, { method: 'POST', body: JSON.stringify({ channels: { 'news:ring': first } }) });
+      assert.equal(byPost.status, 200);
+      const answer = (await byPost.json()) as any;
+      assert.deepEqual(answer.channels['news:ring'].publications.map((p: any) => p.data), ['b']);
+      const upToDate = (await (await fetch(`${server.http}/hub/refresh?${query({ 'news:ring': last })}`)).json()) as any;
+      assert.deepEqual(upToDate.channels['news:ring'], { position: last, lost: false, publications: [] });
+      const news = await Promise.race([fetch(`${server.http}/hub/poll?${query({ 'news:ring': first })}`).then((r) => r.json() as any), sleep(5_000).then(() => null)]);
+      assert.ok(news !== null, 'a long-poll with news in the ring is answered at once');
+      assert.deepEqual(news.channels['news:ring'].publications.map((p: any) => p.data), ['b']);
+    } finally {
+      child.kill('SIGCONT');
+    }
+  } finally {
+    await server.close();
+    await stopWriter(child);
+    removeRing(ring);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
