@@ -168,11 +168,12 @@ describe('refresh mode', () => {
 test('on the shm backend, refresh and long-polls are answered from the ring while the writer is stopped', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kobold-refresh-shm-'));
   const ring = ringOptions(dir);
-  const hub = resolveHubOptions({ namespaces: [{ name: 'news', subscribe: 'anyone', historySize: 10 }], limits: { longPollTimeoutMs: 10_000 } });
+  const input = { namespaces: [{ name: 'news', subscribe: 'anyone' as const, historySize: 10 }], limits: { longPollTimeoutMs: 10_000 } };
+  const hub = resolveHubOptions(input);
   const socketPath = join(dir, 'hub.sock');
   const { child } = await startRingWriter(socketPath, hub.namespaces, ring);
   const backend = await connectHubLog({ socketPath, namespaces: hub.namespaces, requestTimeoutMs: 300 });
-  const server = await startTestServer({ hub, backend });
+  const server = await startTestServer({ hub: input, backend });
   try {
     assert.ok(backend instanceof ShmBackend);
     const first = await server.node.publish('news:ring', 'a');
