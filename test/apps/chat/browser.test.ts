@@ -17,7 +17,7 @@ let browser: Browser;
 
 before(async () => {
   if (!existsSync(CHROMIUM)) return;
-  chat = await startChat({ workers: 2, bundle: true, config: { flood: { ratePerSecond: 20, burst: 20 } } });
+  chat = await startChat({ workers: 2, shm: true, bundle: true, config: { flood: { ratePerSecond: 20, burst: 20 } } });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 });
 

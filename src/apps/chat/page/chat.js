@@ -347,10 +347,14 @@ async function start() {
   HubClient = await loadHubClient();
   $('login').hidden = true;
   $('chat').hidden = false;
-  connectHub();
+  const client = connectHub();
   const saved = JSON.parse(localStorage.getItem('kobold-chat-rooms') ?? '[]');
   const rooms = saved.length > 0 ? saved : [(await fetch('/chat/api/rooms').then((r) => r.json())).result.rooms[0]?.name].filter(Boolean);
   renderRoomList();
+  // A channel subscribed while the first SSE stream is still opening makes the hub client
+  // reopen it, abort its own attempt and fall back to long-polling: join once connected
+  // (or after 5 s, the client's open timeout, whatever happened).
+  await Promise.race([client.connect(), new Promise((resolve) => setTimeout(resolve, 5000))]);
   for (const name of rooms) await rejoin(name);
   if (state.current === null) select(PRIVATE);
   $('text').focus();
