@@ -72,6 +72,18 @@ describe('hub client', () => {
     });
   }
 
+  test('sse: subscribing while the first stream is still opening keeps SSE and gets the channel', async () => {
+    const c = client(noWebSocket, { transports: ['sse', 'longpoll'] });
+    const connecting = c.connect();
+    const seen: unknown[] = [];
+    c.subscribe('news:early', (publication) => seen.push(publication.data));
+    await connecting;
+    await until(() => c.position('news:early') !== undefined, 'the subscription');
+    assert.equal(c.transport, 'sse', 'no fall back to long-polling');
+    await noWebSocket.node.publish('news:early', 'hello');
+    await until(() => seen.length === 1, 'the publication');
+  });
+
   test('falls back to SSE when the WebSocket endpoint is refused', async () => {
     const c = client(noWebSocket);
     await c.connect();

@@ -6,10 +6,30 @@ export class SseClientTransport implements ClientTransport {
   readonly name = 'sse';
   private abort: AbortController | null = null;
   private reopening = false;
+  /** An open is under way; a resync meanwhile waits for it instead of aborting it. */
+  private opening = false;
+  private resyncAfterOpen = false;
 
   constructor(private readonly context: TransportContext) {}
 
   async open(): Promise<void> {
+    this.opening = true;
+    try {
+      await this.openStream();
+    } catch (error) {
+      this.resyncAfterOpen = false;
+      throw error;
+    } finally {
+      this.opening = false;
+    }
+    if (this.resyncAfterOpen) {
+      // Channels changed while the stream opened with the old list: reopen once with the new one.
+      this.resyncAfterOpen = false;
+      this.resync();
+    }
+  }
+
+  private async openStream(): Promise<void> {
     this.abort?.abort();
     const abort = new AbortController();
     this.abort = abort;
@@ -84,6 +104,10 @@ export class SseClientTransport implements ClientTransport {
   resync(): void {
     // The stream's channels are fixed: reopen it with the current positions, once for
     // all the changes made in this turn.
+    if (this.opening) {
+      this.resyncAfterOpen = true;
+      return;
+    }
     if (this.reopening) return;
     this.reopening = true;
     setTimeout(() => {
