@@ -2,7 +2,7 @@
 // where it stands per channel; the answer is everything after that, from history. Any web
 // worker can answer, since the state is in the client's request and the shared log. When
 // the backend holds the history at hand (LocalHistory: the shm ring, memory), the answer is
-// built in the turn the request arrived in, with no promise on the way.
+// built right after the socket read that brought the request, with no promise on the way.
 import type { IncomingMessage } from 'node:http';
 import { KoboldError } from '../../errors.js';
 import { ANONYMOUS } from '../auth.js';
@@ -96,34 +96,36 @@ export interface Poll {
 /**
  * Reads and checks a long-poll or refresh request: POST with a JSON body, or GET with the
  * same fields in the query string (`channels` as URL-encoded JSON, `token`, `timeoutMs`).
- * Calls `then` at once for a GET, on the next tick for a POST whose body came with it.
+ * Calls `then` once the socket read that brought the request is done (setImmediate), not
+ * from inside the request handler: a POST's body is then there whole, and measured, the
+ * answers of a turn written after its reads cost less per poll than each one written
+ * between them.
  */
 export function readPoll(node: HubNode, req: IncomingMessage, then: (error: unknown, poll: Poll | null) => void): void {
-  if (req.method === 'GET') {
-    let poll: Poll;
-    try {
-      const query = new URLSearchParams(queryOf(req.url ?? ''));
-      poll = checkedPoll(node, pollFromQuery(query), bearerToken(req) ?? query.get('token') ?? undefined);
-    } catch (error) {
-      then(error, null);
-      return;
-    }
-    then(null, poll);
+  if (req.method === 'GET') setImmediate(readQuery, node, req, then);
+  else if (req.method === 'POST') {
+    readBodyThen(req, node.options.limits.maxMessageBytes, (error, body) => {
+      let poll: Poll | null = null;
+      try {
+        if (error === null) poll = checkedPoll(node, parseJson(body), bearerToken(req) ?? queryToken(req.url ?? ''));
+      } catch (problem) {
+        error = problem;
+      }
+      then(error, poll);
+    });
+  } else then(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'use POST (a JSON body) or GET (the query string) for this endpoint' }), null);
+}
+
+function readQuery(node: HubNode, req: IncomingMessage, then: (error: unknown, poll: Poll | null) => void): void {
+  let poll: Poll;
+  try {
+    const query = new URLSearchParams(queryOf(req.url ?? ''));
+    poll = checkedPoll(node, pollFromQuery(query), bearerToken(req) ?? query.get('token') ?? undefined);
+  } catch (error) {
+    then(error, null);
     return;
   }
-  if (req.method !== 'POST') {
-    then(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'use POST (a JSON body) or GET (the query string) for this endpoint' }), null);
-    return;
-  }
-  readBodyThen(req, node.options.limits.maxMessageBytes, (error, body) => {
-    let poll: Poll | null = null;
-    try {
-      if (error === null) poll = checkedPoll(node, parseJson(body), bearerToken(req) ?? queryToken(req.url ?? ''));
-    } catch (problem) {
-      error = problem;
-    }
-    then(error, poll);
-  });
+  then(null, poll);
 }
 
 /** `token` is the request's own (a header or the query string), used when the fields have none. */

@@ -24,9 +24,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
 
 /**
  * Calls `then` with the request's body (at most `limit` bytes). A small body normally comes in
- * the socket read that brought the headers, so it lies whole in the request's buffer once the
- * request handler has returned: it is taken on the next tick in one read, with no stream
- * events and no promise. A body still on its way is read as it arrives (readBody).
+ * the socket read that brought the headers, and Node's parser hands it over right after the
+ * request handler returns (not within the same tick: the handler runs in a callback scope of
+ * its own). So the body is looked for once that read is done, in setImmediate: it is then
+ * whole in the request's buffer and taken in one read, with no stream events and no promise.
+ * A body still on its way is read as it arrives (readBody).
  */
 export function readBodyThen(req: IncomingMessage, limit: number, then: (error: unknown, body: string) => void): void {
   const declared = Number(req.headers['content-length']);
@@ -35,7 +37,7 @@ export function readBodyThen(req: IncomingMessage, limit: number, then: (error: 
     then(new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: declared, limit }), '');
     return;
   }
-  process.nextTick(takeBody, req, limit, then);
+  setImmediate(takeBody, req, limit, then);
 }
 
 function takeBody(req: IncomingMessage, limit: number, then: (error: unknown, body: string) => void): void {

@@ -1,7 +1,7 @@
 // Refresh mode: plain polling. POST { channels: { ch: {offset, epoch} | null } } (or GET with
 // the same fields in the query string) and get everything after those positions at once.
 // Works through any proxy. Anonymous polls on a backend with the history at hand (the shm
-// ring) are answered in the turn their body arrived in, with no promise on the way.
+// ring) are answered right after the socket read that brought them, with no promise on the way.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HubNode } from '../node.js';
 import type { Principal } from '../types.js';
