@@ -14,6 +14,7 @@ import { CLI, freePort, ratio, run } from '../helpers.js';
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const CONNECTIONS = 50;
+const ROUNDS = 3;
 const HELLO_APP = fileURLToPath(new URL('../shm/fixtures/hello-app.mjs', import.meta.url));
 const CHANNEL = 'room:poll';
 
@@ -50,10 +51,17 @@ async function measure(backend: 'shm' | 'socket'): Promise<{ hello: number; refr
     }
     const channels = JSON.stringify({ [CHANNEL]: position });
     await rate(`${base}/hello`); // warm-up
-    const hello = await rate(`${base}/hello`);
-    const refresh = await rate(`${base}/hub/refresh`, { method: 'POST', body: `{"channels":${channels}}` });
-    const refreshGet = await rate(`${base}/hub/refresh?channels=${encodeURIComponent(channels)}`);
-    return { hello, refresh, refreshGet };
+    // Interleaved rounds, medians: the machine's other load drifts during a run.
+    const rounds: { hello: number; refresh: number; refreshGet: number }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      rounds.push({
+        hello: await rate(`${base}/hello`),
+        refresh: await rate(`${base}/hub/refresh`, { method: 'POST', body: `{"channels":${channels}}` }),
+        refreshGet: await rate(`${base}/hub/refresh?channels=${encodeURIComponent(channels)}`),
+      });
+    }
+    const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1];
+    return { hello: median(rounds.map((r) => r.hello)), refresh: median(rounds.map((r) => r.refresh)), refreshGet: median(rounds.map((r) => r.refreshGet)) };
   } finally {
     run(process.execPath, [CLI, 'stop', '--hard'], { cwd: dir });
     rmSync(dir, { recursive: true, force: true });
@@ -66,7 +74,7 @@ if (!shmAvailable()) {
 }
 const shm = await measure('shm');
 const socket = await measure('socket');
-console.log(`refresh polls vs plain hello: 2 web workers, ${CONNECTIONS} keep-alive connections, ${SECONDS} s each`);
+console.log(`refresh polls vs plain hello: 2 web workers, ${CONNECTIONS} keep-alive connections, median of ${ROUNDS} interleaved rounds of ${SECONDS} s`);
 console.log('backend  hello req/s   refresh POST polls/s   refresh GET polls/s');
 for (const [name, result] of [['shm', shm], ['socket', socket]] as const) {
   const cells = [result.hello, result.refresh, result.refreshGet].map((n) => Math.round(n).toLocaleString('en'));
