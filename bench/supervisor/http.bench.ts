@@ -53,7 +53,7 @@ async function failedDuringReloads(port: number, reload: () => Promise<void>): P
 
 async function main(): Promise<void> {
   const kobold = new KoboldDaemon(await freePort(), join(FIXTURES, 'hello-app.mjs'), WORKERS);
-  const plain = new PlainCluster(await freePort(), join(FIXTURES, 'cluster-hello.mjs'), WORKERS);
+  const plain = new PlainCluster(await freePort(), join(ROOT, 'bench/app/fixtures/cluster-serving.mjs'), WORKERS);
   const pm2 = new Pm2(await freePort());
   try {
     const startTimes = [kobold.start()];

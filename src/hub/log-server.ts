@@ -4,11 +4,12 @@
 // ask for it (`readRing`) read themselves (ring-log.ts, backends/shm.ts).
 // Web workers connect with connectHub() (backends/socket.ts) or connectHubLog() (backends/shm.ts).
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { describeError, isKoboldError, KoboldError } from '../errors.js';
+import { listenUnix, socketIsLive } from '../ipc/unix-socket.js';
 import { MemoryBackend, type MemoryBackendOptions, type StreamSnapshot } from './backends/memory.js';
 import { RingLog, type RingLogOptions } from './ring-log.js';
 import { BatchWriter } from './turn.js';
@@ -255,15 +256,10 @@ export async function startHubLogServer(options: HubLogServerOptions): Promise<H
     backend.importStreams(inherited);
     logger.info({ streams: inherited.length }, 'hub: took over the log from the previous writer');
   }
-  await removeStaleSocket(options.socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  chmodSync(options.socketPath, 0o600);
+  if (await socketIsLive(options.socketPath)) {
+    throw new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: `another log server is listening on ${options.socketPath}` });
+  }
+  await listenUnix(server, options.socketPath);
   logger.info({ socketPath: options.socketPath, instance }, 'hub: log server listening');
 
   return {
@@ -335,17 +331,3 @@ function presenceKey(channel: string, clientId: string): string {
   return channel + '\n' + clientId;
 }
 
-/** A socket file left by a writer that died is removed; one that answers is a live writer. */
-async function removeStaleSocket(socketPath: string): Promise<void> {
-  if (!existsSync(socketPath)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = connect(socketPath);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (alive) throw new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: `another log server is listening on ${socketPath}` });
-  unlinkSync(socketPath);
-}
