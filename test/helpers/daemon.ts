@@ -54,7 +54,8 @@ export function isAlive(pid: number): boolean {
 
 /** A daemon project in a temp dir. `config` is written as kobold.config.json unless `configSource` is given. */
 export class TestProject {
-  readonly dir = mkdtempSync(join(tmpdir(), 'kobold-test-'));
+  /** Named after the test run (scripts/test.mjs) so it can kill what a timed-out test left. */
+  readonly dir = mkdtempSync(join(tmpdir(), `kobold-test-${process.env.KOBOLD_TEST_RUN ?? 'x'}-`));
   private readonly seenPids = new Set<number>();
 
   constructor(

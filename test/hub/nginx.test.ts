@@ -1,7 +1,7 @@
 // Every hub transport through nginx (Debian's package) as a reverse proxy with its default
 // buffering on, in front of the real daemon.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -65,9 +65,20 @@ before(async () => {
 after(async () => {
   for (const client of clients) client.close();
   if (nginx?.pid !== undefined && nginx.exitCode === null) {
+    // TERM: nginx's master stops its workers itself (a SIGKILLed master would orphan them).
+    const workers = spawnSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
     const exited = new Promise((resolve) => nginx!.once('exit', resolve));
-    process.kill(nginx.pid, 'SIGKILL');
+    process.kill(nginx.pid, 'SIGTERM');
+    const timer = setTimeout(() => nginx?.pid !== undefined && process.kill(nginx.pid, 'SIGKILL'), 5_000);
     await exited;
+    clearTimeout(timer);
+    for (const pid of workers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone with its master
+      }
+    }
   }
   await project.cleanup();
 });
