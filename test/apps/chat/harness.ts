@@ -88,9 +88,15 @@ export async function startChat(
       if (app.http.dispatch(req, res) === NOT_HANDLED) res.writeHead(404).end();
     });
     const wss = new WebSocketServer({ noServer: true, ...webSocketServerOptions(node) });
+    // The hub's options turn ws's client tracking off; the harness keeps its own list to drop them.
+    const sockets = new Set<WebSocket>();
     server.on('upgrade', (req, socket, head) => {
       if (options.webSocket === false || new URL(req.url ?? '/', 'http://x').pathname !== mounted.webSocketPath) return socket.destroy();
-      wss.handleUpgrade(req, socket, head, (ws) => mounted.acceptWebSocket(ws));
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        sockets.add(ws);
+        ws.once('close', () => sockets.delete(ws));
+        mounted.acceptWebSocket(ws);
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     workers.push({
@@ -99,7 +105,7 @@ export async function startChat(
       server,
       url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
       dropWebSockets: () => {
-        for (const client of wss.clients) client.terminate();
+        for (const client of sockets) client.terminate();
       },
     });
   }
