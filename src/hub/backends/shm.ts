@@ -48,6 +48,8 @@ interface Head {
   offset: number;
   /** Ring sequence of the newest publication; -1 when known from the writer's answer only. */
   seq: number;
+  /** The worker's change count when this head last moved (see headVersion). */
+  version: number;
 }
 
 /**
@@ -74,6 +76,8 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
   private lookup!: RingReader;
   private readonly assembler = new RecordAssembler();
   private readonly heads = new Map<string, Head>();
+  /** Counts head changes, so every new or moved head gets a version no head had before. */
+  private changes = 0;
   private readonly namespaces: NamespaceTable;
   private readonly publicationListeners = new Set<(publication: Publication) => void>();
   private readonly reconnectListeners = new Set<() => void>();
@@ -113,15 +117,29 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
     const local = this.historyNow(channel, query);
     if (local !== null) return local;
     const result = await this.socket.history(channel, query);
-    if (!this.heads.has(channel)) this.heads.set(channel, { epoch: result.position.epoch, offset: result.position.offset, seq: -1 });
+    if (!this.heads.has(channel)) this.heads.set(channel, { epoch: result.position.epoch, offset: result.position.offset, seq: -1, version: ++this.changes });
     return result;
   }
 
   /** History from the ring, or null when the writer must answer (the ring no longer holds it, or never had the channel). */
   historyNow(channel: string, query: HistoryQuery = {}): HistoryResult | null {
+    this.readUpToNow();
+    return this.answerFromRing(channel, query);
+  }
+
+  /**
+   * A number that changes whenever the channel's position as this worker knows it may have
+   * (read up to now first, like historyNow): an answer built from history stays right while
+   * the versions of its channels stay the same. -1 for a channel not in the index.
+   */
+  headVersion(channel: string): number {
+    this.readUpToNow();
+    return this.heads.get(channel)?.version ?? -1;
+  }
+
+  private readUpToNow(): void {
     // What the writer acknowledged before this call is in the ring: read up to it first.
     if (!this.delivering && this.socket.hello.ring !== undefined) this.follower.drain();
-    return this.answerFromRing(channel, query);
   }
 
   onPublication(listener: (publication: Publication) => void): Unsubscribe {
@@ -182,11 +200,12 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
 
   private setHead({ publication }: LoggedPublication, seq: number): void {
     const head = this.heads.get(publication.channel);
-    if (head === undefined) this.heads.set(publication.channel, { epoch: publication.epoch, offset: publication.offset, seq });
+    if (head === undefined) this.heads.set(publication.channel, { epoch: publication.epoch, offset: publication.offset, seq, version: ++this.changes });
     else {
       head.epoch = publication.epoch;
       head.offset = publication.offset;
       head.seq = seq;
+      head.version = ++this.changes;
     }
   }
 

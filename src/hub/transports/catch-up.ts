@@ -102,30 +102,29 @@ export interface Poll {
  * between them.
  */
 export function readPoll(node: HubNode, req: IncomingMessage, then: (error: unknown, poll: Poll | null) => void): void {
-  if (req.method === 'GET') setImmediate(readQuery, node, req, then);
-  else if (req.method === 'POST') {
-    readBodyThen(req, node.options.limits.maxMessageBytes, (error, body) => {
-      let poll: Poll | null = null;
-      try {
-        if (error === null) poll = checkedPoll(node, parseJson(body), bearerToken(req) ?? queryToken(req.url ?? ''));
-      } catch (problem) {
-        error = problem;
-      }
-      then(error, poll);
-    });
-  } else then(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'use POST (a JSON body) or GET (the query string) for this endpoint' }), null);
+  readPollText(node, req, (error, body) => {
+    let poll: Poll | null = null;
+    try {
+      if (error === null) poll = pollOf(node, req, body);
+    } catch (problem) {
+      error = problem;
+    }
+    then(error, poll);
+  });
 }
 
-function readQuery(node: HubNode, req: IncomingMessage, then: (error: unknown, poll: Poll | null) => void): void {
-  let poll: Poll;
-  try {
-    const query = new URLSearchParams(queryOf(req.url ?? ''));
-    poll = checkedPoll(node, pollFromQuery(query), bearerToken(req) ?? query.get('token') ?? undefined);
-  } catch (error) {
-    then(error, null);
-    return;
-  }
-  then(null, poll);
+/** readPoll's first half: the request's body ('' for GET), once the socket read that brought it is done. */
+export function readPollText(node: HubNode, req: IncomingMessage, then: (error: unknown, body: string) => void): void {
+  if (req.method === 'GET') setImmediate(then, null, '');
+  else if (req.method === 'POST') readBodyThen(req, node.options.limits.maxMessageBytes, then);
+  else then(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'use POST (a JSON body) or GET (the query string) for this endpoint' }), '');
+}
+
+/** readPoll's second half: the checked poll of a GET request or of a POST request's body. */
+export function pollOf(node: HubNode, req: IncomingMessage, body: string): Poll {
+  if (req.method !== 'GET') return checkedPoll(node, parseJson(body), bearerToken(req) ?? queryToken(req.url ?? ''));
+  const query = new URLSearchParams(queryOf(req.url ?? ''));
+  return checkedPoll(node, pollFromQuery(query), bearerToken(req) ?? query.get('token') ?? undefined);
 }
 
 /** `token` is the request's own (a header or the query string), used when the fields have none. */

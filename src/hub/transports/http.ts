@@ -66,7 +66,8 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   return parseJson(await readBody(req, limit));
 }
 
-export function sendJson(res: ServerResponse, status: number, json: string): void {
+/** `json` as text, or as a Buffer kept ready (refresh answers sent again). */
+export function sendJson(res: ServerResponse, status: number, json: string | Buffer): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',

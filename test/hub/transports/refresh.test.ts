@@ -1,9 +1,12 @@
 // Refresh mode over HTTP on 127.0.0.1: POST with a JSON body and GET with the query string
 // give the same answers; bad input gets a clear 4xx error; bodies that arrive with their
 // headers, late, in pieces, or pipelined behind each other on one connection all read right;
-// on the shm backend, polls are answered from the ring while the hub writer cannot answer.
+// on the shm backend, polls are answered from the ring while the hub writer cannot answer,
+// and a kept up-to-date answer is never sent after a publication or to another principal.
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { signHubToken } from '../../../src/hub/auth.js';
 import { connectHubLog, ShmBackend } from '../../../src/hub/backends/shm.js';
 import { resolveHubOptions } from '../../../src/hub/options.js';
+import { UpToDateAnswers } from '../../../src/hub/transports/refresh.js';
 import { removeRing, ringOptions, startRingWriter } from '../fixtures/ring.js';
 import { stopWriter } from '../fixtures/writer.js';
 import { SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
@@ -165,10 +169,17 @@ describe('refresh mode', () => {
   });
 });
 
-test('on the shm backend, refresh and long-polls are answered from the ring while the writer is stopped', async () => {
+/** A test server on the shm backend, with its own ring writer (`child`, SIGSTOP-able). */
+async function withShmServer(run: (server: TestServer, child: ChildProcess) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kobold-refresh-shm-'));
   const ring = ringOptions(dir);
-  const input = { namespaces: [{ name: 'news', subscribe: 'anyone' as const, historySize: 10 }], limits: { longPollTimeoutMs: 10_000 } };
+  const input = {
+    namespaces: [
+      { name: 'news', subscribe: 'anyone' as const, historySize: 10 },
+      { name: 'vip', subscribe: 'user' as const, historySize: 10 },
+    ],
+    limits: { longPollTimeoutMs: 10_000 },
+  };
   const hub = resolveHubOptions(input);
   const socketPath = join(dir, 'hub.sock');
   const { child } = await startRingWriter(socketPath, hub.namespaces, ring);
@@ -176,6 +187,17 @@ test('on the shm backend, refresh and long-polls are answered from the ring whil
   const server = await startTestServer({ hub: input, backend });
   try {
     assert.ok(backend instanceof ShmBackend);
+    await run(server, child);
+  } finally {
+    await server.close();
+    await stopWriter(child);
+    removeRing(ring);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('on the shm backend, refresh and long-polls are answered from the ring while the writer is stopped', async () => {
+  await withShmServer(async (server, child) => {
     const first = await server.node.publish('news:ring', 'a');
     const last = await server.node.publish('news:ring', 'b');
     child.kill('SIGSTOP');
@@ -192,10 +214,82 @@ test('on the shm backend, refresh and long-polls are answered from the ring whil
     } finally {
       child.kill('SIGCONT');
     }
-  } finally {
-    await server.close();
-    await stopWriter(child);
-    removeRing(ring);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
+});
+
+test('on the shm backend, a kept up-to-date answer gives way at once to a publication, on GET and POST alike', async () => {
+  await withShmServer(async (server) => {
+    const other = await server.node.publish('news:other', 'o');
+    let at = await server.node.publish('news:kept', 0);
+    for (let i = 1; i <= 3; i++) {
+      const url = `${server.http}/hub/refresh?${query({ 'news:kept': at, 'news:other': other })}`;
+      const body = { channels: { 'news:kept': at, 'news:other': other } };
+      for (let n = 0; n < 3; n++) {
+        assert.deepEqual((await get(url)).body.channels['news:kept'], { position: at, lost: false, publications: [] });
+        assert.deepEqual((await post(`${server.http}/hub/refresh`, body)).body.channels['news:kept'], { position: at, lost: false, publications: [] });
+      }
+      const next = await server.node.publish('news:kept', i);
+      for (const answer of [await get(url), await post(`${server.http}/hub/refresh`, body)]) {
+        assert.deepEqual(answer.body.channels['news:kept'].publications.map((p: any) => p.data), [i]);
+        assert.deepEqual(answer.body.channels['news:kept'].position, next);
+        assert.deepEqual(answer.body.channels['news:other'], { position: other, lost: false, publications: [] });
+      }
+      at = next;
+    }
+  });
+});
+
+test('on the shm backend, answers to polls with a token are never kept for anyone else, and bad input is still refused', async () => {
+  await withShmServer(async (server) => {
+    const token = await signHubToken(SECRET, { sub: 'u1' }, 60);
+    const at = await server.node.publish('vip:a', 'v');
+    const url = `${server.http}/hub/refresh?${query({ 'vip:a': at })}`;
+    const body = { channels: { 'vip:a': at } };
+    for (let n = 0; n < 2; n++) {
+      assert.deepEqual((await get(url, { authorization: `Bearer ${token}` })).body.errors, {});
+      assert.deepEqual((await post(`${server.http}/hub/refresh`, body, { authorization: `Bearer ${token}` })).body.errors, {});
+      assert.deepEqual((await post(`${server.http}/hub/refresh?token=${token}`, body)).body.errors, {});
+    }
+    assert.equal((await get(url)).body.errors['vip:a'].code, 'KOBOLD_ERR_HUB_FORBIDDEN');
+    assert.equal((await post(`${server.http}/hub/refresh`, body)).body.errors['vip:a'].code, 'KOBOLD_ERR_HUB_FORBIDDEN');
+    const forged = await get(url, { authorization: `Bearer ${token}x` });
+    assert.equal(forged.status, 401);
+    assert.equal(forged.body.error.code, 'KOBOLD_ERR_HUB_TOKEN_INVALID');
+    const news = { 'news:b': await server.node.publish('news:b', 'n') };
+    assert.equal((await get(`${server.http}/hub/refresh?${query(news)}`)).status, 200);
+    assert.equal((await get(`${server.http}/hub/refresh?${query(news)}`, { authorization: `Bearer ${token}x` })).status, 401);
+    const bad = await get(`${server.http}/hub/refresh?${query(news)}&timeoutMs=soon`);
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /field "timeoutMs"/);
+  });
+});
+
+describe('UpToDateAnswers', () => {
+  const versions = new Map<string, number>();
+  const heads = { headVersion: (channel: string) => versions.get(channel) ?? -1 };
+  const req = (url: string, headers: Record<string, string> = {}) => ({ method: 'GET', url, headers }) as unknown as IncomingMessage;
+
+  test('an answer is given again while its channels keep their versions, and forgotten when one moves', () => {
+    const answers = new UpToDateAnswers(heads);
+    versions.set('a', 1).set('b', 7);
+    const key = answers.keyOf(req('/hub/refresh?x'), '')!;
+    answers.set(key, ['a', 'b'], answers.versionsOf(['a', 'b']), '{"ok":1}');
+    assert.equal(answers.get(key)?.toString(), '{"ok":1}');
+    assert.equal(answers.get(answers.keyOf(req('/hub/refresh?y'), '')!), null);
+    versions.set('b', 8);
+    assert.equal(answers.get(key), null);
+    assert.equal(answers.size, 0);
+  });
+
+  test('requests with an Authorization header or a long text are not kept; at most 1000 answers, the oldest going first', () => {
+    const answers = new UpToDateAnswers(heads);
+    assert.equal(answers.keyOf(req('/hub/refresh?x', { authorization: 'Bearer t' }), ''), null);
+    assert.equal(answers.keyOf(req(`/hub/refresh?${'x'.repeat(3000)}`), ''), null);
+    assert.notEqual(answers.keyOf(req('/hub/refresh'), 'x'.repeat(1000)), null);
+    for (let i = 0; i < 1005; i++) answers.set(`k${i}`, [], [], `${i}`);
+    assert.equal(answers.size, 1000);
+    assert.equal(answers.get('k4'), null);
+    assert.equal(answers.get('k5')?.toString(), '5');
+    assert.equal(answers.get('k1004')?.toString(), '1004');
+  });
 });
