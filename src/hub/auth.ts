@@ -35,8 +35,34 @@ function secretKey(secret: string): Uint8Array {
   return key;
 }
 
-/** Checks tokens once per connection; every failure is KOBOLD_ERR_HUB_TOKEN_INVALID or _EXPIRED with the reason. */
+/** Bounds of the verified-token cache: a longer token is verified every time. */
+const MAX_KEPT_TOKEN_LENGTH = 4096;
+const MAX_KEPT_TOKENS = 1000;
+
+/**
+ * Checks tokens; every failure is KOBOLD_ERR_HUB_TOKEN_INVALID or _EXPIRED with the reason.
+ * A token that passed is not checked again until it expires (polls send the same token on
+ * every request): at most MAX_KEPT_TOKENS, by their exact text, the oldest going first.
+ */
 export function createTokenVerifier(options: TokenOptions): TokenVerifier {
+  const verify = tokenChecker(options);
+  const verified = new Map<string, Principal>();
+  return async (token) => {
+    const known = verified.get(token);
+    if (known !== undefined) {
+      if (known.expiresAt === undefined || Date.now() < known.expiresAt) return known;
+      verified.delete(token);
+    }
+    const principal = await verify(token);
+    if (token.length <= MAX_KEPT_TOKEN_LENGTH) {
+      if (verified.size >= MAX_KEPT_TOKENS) verified.delete(verified.keys().next().value as string);
+      verified.set(token, principal);
+    }
+    return principal;
+  };
+}
+
+function tokenChecker(options: TokenOptions): TokenVerifier {
   const key = secretKey(options.secret);
   const requireExpiry = options.requireExpiry ?? true;
   return async (token) => {
