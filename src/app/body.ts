@@ -5,13 +5,16 @@ import { describeError, KoboldError } from '../errors.js';
 
 /**
  * Reads a whole request body, refusing more than `limitBytes` (413) — from Content-Length
- * before reading anything when the client declares it, else as the bytes arrive.
+ * before reading anything when the client declares it, else as the bytes arrive. `tooLarge`
+ * makes the error (the hub answers with its own code).
  */
-export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+export function readBody(
+  req: IncomingMessage,
+  limitBytes: number,
+  tooLarge: (limit: number) => KoboldError = (limit) => new KoboldError('KOBOLD_ERR_BODY_TOO_LARGE', { limit }),
+): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limitBytes) {
-    return Promise.reject(new KoboldError('KOBOLD_ERR_BODY_TOO_LARGE', { limit: limitBytes }));
-  }
+  if (Number.isFinite(declared) && declared > limitBytes) return Promise.reject(tooLarge(limitBytes));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -22,7 +25,7 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
         // still sending, does not get a reset instead of the 413.
         req.removeAllListeners('data');
         req.resume();
-        reject(new KoboldError('KOBOLD_ERR_BODY_TOO_LARGE', { limit: limitBytes }));
+        reject(tooLarge(limitBytes));
         return;
       }
       chunks.push(chunk);

@@ -1,25 +1,13 @@
 // Small HTTP helpers shared by the HTTP-facing transports and the server API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody as readRequestBody } from '../../app/body.js';
 import { KoboldError } from '../../errors.js';
 import { errorBody } from '../protocol.js';
 
 /** Reads a request body up to `limit` bytes; KOBOLD_ERR_HUB_TOO_LARGE beyond. */
-export function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: `more than ${limit}`, limit }));
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString()));
-    req.on('error', reject);
-  });
+export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const body = await readRequestBody(req, limit, (max) => new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: `more than ${max}`, limit: max }));
+  return body.toString();
 }
 
 /**
