@@ -40,9 +40,7 @@ export class Supervisor {
   private readonly exitWatchers = new Set<string>();
   private watchdog: NodeJS.Timeout | undefined;
   private rolling: Promise<void> = Promise.resolve();
-  private stopping: Promise<void> | null = null;
   private hardStopping = false;
-  private onAllExited: (() => void) | null = null;
   private resolveStopped!: () => void;
   /** Resolves once a stop has ended every worker. */
   readonly stopped = new Promise<void>((resolve) => {
@@ -240,18 +238,15 @@ export class Supervisor {
         worker.killAfter(HARD_STOP_KILL_MS);
       }
     }
-    if (this.stopping !== null) return this.stopping;
+    if (this.state === 'stopping') return this.stopped;
     this.state = 'stopping';
     clearInterval(this.watchdog);
     if (!hard) {
       this.logger.info(`stopping gracefully (up to ${this.config.gracefulTimeoutMs} ms)`);
       for (const worker of this.workers) worker.drain('stop', this.config.gracefulTimeoutMs);
     }
-    this.stopping = new Promise<void>((resolve) => {
-      this.onAllExited = resolve;
-      if (this.workers.size === 0) resolve();
-    }).then(() => this.resolveStopped());
-    return this.stopping;
+    if (this.workers.size === 0) this.resolveStopped();
+    return this.stopped;
   }
 
   status(): DaemonStatus {
@@ -345,7 +340,7 @@ export class Supervisor {
     this.notifyExit(worker, code, signal);
     const how = signal ?? `code ${code}`;
     const service = this.services.get(worker.service);
-    if (this.workers.size === 0) this.onAllExited?.();
+    if (this.workers.size === 0 && this.state === 'stopping') this.resolveStopped();
     if (worker.endReason !== null || this.state === 'stopping' || service === undefined || service.removed) {
       this.logger.debug(`worker ${worker.id} exited (${how}) after ${worker.endReason ?? this.state}`);
       return;

@@ -8,11 +8,6 @@ import type { AppInstance } from '../app/instance.js';
 import { NOT_HANDLED } from '../app/http-routes.js';
 import type { AppResolver } from '../app/resolver.js';
 
-interface ConnectionState {
-  /** Until the first request's headers arrive (slow-header clients, slowloris). */
-  headersTimer: NodeJS.Timeout | undefined;
-}
-
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 /** Answers a request before the apps (returns true), or leaves it to them. */
 export type PreHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -50,7 +45,8 @@ export class WorkerHttpServer {
   inFlight = 0;
   lastActiveAt = Date.now();
   private draining = false;
-  private readonly connections = new Map<Socket, ConnectionState>();
+  /** Each open connection, with the timer its first request's headers must beat. */
+  private readonly connections = new Map<Socket, NodeJS.Timeout | undefined>();
   private readonly openResponses = new Set<ServerResponse>();
 
   constructor(
@@ -129,19 +125,19 @@ export class WorkerHttpServer {
       socket.end(rawError('408 Request Timeout', error));
       socket.destroySoon();
     }, this.options.headersTimeoutMs);
-    this.connections.set(socket, { headersTimer });
+    this.connections.set(socket, headersTimer);
     socket.once('close', () => {
-      this.headersArrived(socket);
+      clearTimeout(this.connections.get(socket));
       this.connections.delete(socket);
     });
   }
 
   /** The first request's headers arrived: the timer is done, and no longer kept per connection. */
   private headersArrived(socket: Socket): void {
-    const state = this.connections.get(socket);
-    if (state === undefined || state.headersTimer === undefined) return;
-    clearTimeout(state.headersTimer);
-    state.headersTimer = undefined;
+    const headersTimer = this.connections.get(socket);
+    if (headersTimer === undefined) return;
+    clearTimeout(headersTimer);
+    this.connections.set(socket, undefined);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
