@@ -49,7 +49,9 @@ test('TTIN adds a web worker and TTOU removes one, within min and max', async ()
   await waitFor(() => p.workerPids().length === 3, '3 workers');
   p.signal('SIGTTIN'); // already at max
   await waitFor(() => p.log().includes('stays at 3'), 'the max to hold');
+  // One signal at a time: the kernel merges a signal sent while the same one is still pending.
   p.signal('SIGTTOU');
+  await waitFor(() => p.log().includes('scaling web: 3 -> 2 workers'), 'the first TTOU');
   p.signal('SIGTTOU');
   await waitFor(() => p.fullStatus().workers.length === 1, 'down to 1 worker');
   p.signal('SIGTTOU'); // already at min
