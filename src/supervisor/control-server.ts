@@ -47,11 +47,12 @@ export class ControlServer {
   }
 
   private async answer(socket: Socket, line: string): Promise<void> {
-    let id = 0;
+    const value = parseLine(line);
+    // A reply carries the request's id whenever the line had one, even when the request is bad.
+    const id = value !== null && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'number' ? (value as { id: number }).id : 0;
     try {
-      const request = parseRequest(line);
-      id = request.id;
-      const result = await this.handler(request.body);
+      const request = validateRequest(value);
+      const result = await this.handler(request);
       this.reply(socket, { id, ok: true, result: result ?? null });
     } catch (error) {
       const code = error instanceof KoboldError ? error.code : 'KOBOLD_ERR_INTERNAL';
@@ -65,13 +66,18 @@ export class ControlServer {
   }
 }
 
-function parseRequest(line: string): { id: number; body: ControlRequest } {
-  let value: unknown;
+const NOT_JSON = Symbol('not JSON');
+
+function parseLine(line: string): unknown {
   try {
-    value = JSON.parse(line);
+    return JSON.parse(line);
   } catch {
-    throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: 'not a JSON line' });
+    return NOT_JSON;
   }
+}
+
+function validateRequest(value: unknown): ControlRequest {
+  if (value === NOT_JSON) throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: 'not a JSON line' });
   if (value === null || typeof value !== 'object') throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: 'expected a JSON object' });
   const { id, cmd } = value as { id?: unknown; cmd?: unknown };
   if (typeof id !== 'number') throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: '"id" must be a number' });
@@ -84,6 +90,6 @@ function parseRequest(line: string): { id: number; body: ControlRequest } {
       throw new KoboldError('KOBOLD_ERR_CONTROL_REQUEST', { reason: 'scale needs "service" (string) and "delta" (integer)' });
     }
   }
-  return { id, body: value as ControlRequest };
+  return value as ControlRequest;
 }
 

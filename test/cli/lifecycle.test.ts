@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { appConfig, CLI, isAlive, TestProject, waitFor } from '../helpers/daemon.js';
 import { httpGet } from '../helpers/http.js';
@@ -172,4 +174,23 @@ test('as root with user "nobody", workers run as nobody while the master keeps r
   assert.equal(uidOf(p.masterPid()!), 0);
   for (const pid of p.workerPids()) assert.equal(uidOf(pid), nobody);
   assert.equal((await httpGet(p.url)).status, 200);
+});
+
+test('the control socket answers bad requests with an error line and keeps serving', async () => {
+  const p = await project();
+  p.start();
+  const socket = connect(join(p.dir, '.kobold/control.sock'));
+  const lines: string[] = [];
+  createInterface({ input: socket }).on('line', (line) => lines.push(line));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write('not json\n{"id":2,"cmd":"explode"}\n{"id":3,"cmd":"scale","service":"web","delta":"lots"}\n{"id":4,"cmd":"scale","service":"nope","delta":1}\n{"id":5,"cmd":"ping"}\n');
+  await waitFor(() => lines.length === 5, 'five replies');
+  socket.destroy();
+  const replies = lines.map((line) => JSON.parse(line) as { id: number; ok: boolean; error?: { code: string; message: string } });
+  assert.match(replies[0]!.error!.message, /not a JSON line/);
+  assert.match(replies.find((r) => r.id === 2)!.error!.message, /unknown command "explode"/);
+  assert.match(replies.find((r) => r.id === 3)!.error!.message, /scale needs "service" \(string\) and "delta" \(integer\)/);
+  assert.equal(replies.find((r) => r.id === 4)!.error!.code, 'KOBOLD_ERR_UNKNOWN_SERVICE');
+  assert.equal(replies.find((r) => r.id === 5)!.ok, true);
+  assert.equal(p.kobold(['status']).code, 0);
 });
