@@ -9,7 +9,7 @@ import { checkAccess, CONTROL_CHANNEL, NamespaceTable } from './channels.js';
 import { Disconnects, type DisconnectReason } from './disconnect.js';
 import type { FrameFormat, Transport } from './outbound.js';
 import { type HubOptions, type HubOptionsInput, resolveHubOptions } from './options.js';
-import { encodeFrame, encodePresencePush, encodePublicationPush } from './protocol.js';
+import { encodeFrame, encodeMessagePackPublication, encodePresencePush, encodePublicationPush } from './protocol.js';
 import { Session, type Subscription } from './session.js';
 import {
   type HistoryQuery,
@@ -138,7 +138,7 @@ export class HubNode implements Hub {
 
   // --- for transports and sessions
 
-  /** A new connection on this process; the transport calls session.handleText / closedByPeer. */
+  /** A new connection on this process; the transport calls session.handleText (or handleMessagePack) / closedByPeer. */
   openSession(transport: Transport): Session {
     const session = new Session(this, transport, `${this.id}.${(++this.clientCounter).toString(36)}`);
     this.sessions.add(session);
@@ -183,7 +183,7 @@ export class HubNode implements Hub {
     this.sessions.delete(session);
   }
 
-  /** A JSON text wrapped for a transport format. */
+  /** A JSON text wrapped for a transport format (for MessagePack, the message it holds). */
   frame(format: FrameFormat, json: string): Buffer {
     return encodeFrame(format, json);
   }
@@ -198,11 +198,15 @@ export class HubNode implements Hub {
     // Encoded once per format, on first need; every subscriber gets the same bytes.
     let webSocket: Buffer | undefined;
     let sse: Buffer | undefined;
+    let messagePack: Buffer | undefined;
     for (const subscription of followers.subscriptions) {
+      const format = subscription.session.transport.format;
       const frame =
-        subscription.session.transport.format === 'websocket'
+        format === 'websocket'
           ? (webSocket ??= encodeFrame('websocket', encodePublicationPush(publication)))
-          : (sse ??= encodeSseEvent(publication));
+          : format === 'sse'
+            ? (sse ??= encodeSseEvent(publication))
+            : (messagePack ??= encodeMessagePackPublication(publication));
       subscription.deliver(publication, frame);
     }
     for (const listener of followers.listeners) {

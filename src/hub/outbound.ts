@@ -9,9 +9,11 @@ export type TransportName = 'websocket' | 'sse';
 
 /**
  * How frames are wrapped for a transport: `websocket` (each frame a whole WebSocket text
- * frame holding one JSON text) or `sse` (each frame an SSE event).
+ * frame holding one JSON text), `msgpack` (a whole WebSocket binary frame holding one
+ * MessagePack message, for connections that chose the `kobold.msgpack` subprotocol) or
+ * `sse` (each frame an SSE event).
  */
-export type FrameFormat = 'websocket' | 'sse';
+export type FrameFormat = 'websocket' | 'msgpack' | 'sse';
 
 /** A connection's write side. Transports only write; the session decides what. */
 export interface Transport {

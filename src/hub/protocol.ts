@@ -1,8 +1,10 @@
-// The client protocol: JSON commands in, replies and pushes out (docs/protocol.md).
-// Commands are validated here, at the edge; frames going out are built by string
-// concatenation around the publication's JSON text, once per publication and format, and
-// wrapped for the transport (a whole WebSocket frame, an SSE event) so that delivering one
-// to a connection is writing the same bytes again.
+// The client protocol: JSON commands in, replies and pushes out (docs/protocol.md), or the
+// same messages in MessagePack on a WebSocket that chose it. Commands are validated here, at
+// the edge; frames going out are built by string concatenation around the publication's JSON
+// text (MessagePack: from its decoded value), once per publication and format, and wrapped
+// for the transport (a whole WebSocket frame, an SSE event) so that delivering one to a
+// connection is writing the same bytes again.
+import { Packr, Unpackr } from 'msgpackr';
 import { z } from 'zod';
 import { isKoboldError, KoboldError } from '../errors.js';
 import type { DisconnectReason } from './disconnect.js';
@@ -59,7 +61,7 @@ export function parseCommandValue(value: unknown): Command {
     throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'a command is a JSON object' }));
   }
   const record = value as Record<string, unknown>;
-  const commandId = typeof record.id === 'number' && Number.isInteger(record.id) && record.id >= 0 ? record.id : undefined;
+  const commandId = idOf(record);
   if (typeof record.cmd !== 'string') {
     throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'field "cmd" is missing' }), commandId);
   }
@@ -75,19 +77,134 @@ export function parseCommandValue(value: unknown): Command {
   return parsed.data;
 }
 
+function idOf(record: Record<string, unknown>): number | undefined {
+  return typeof record.id === 'number' && Number.isInteger(record.id) && record.id >= 0 ? record.id : undefined;
+}
+
+// --- MessagePack (WebSocket subprotocol `kobold.msgpack`)
+
+/** The WebSocket subprotocol a client asks for to speak MessagePack instead of JSON. */
+export const MESSAGEPACK_SUBPROTOCOL = 'kobold.msgpack';
+
+// Plain maps, no msgpackr records, so any MessagePack library reads what we write; map
+// headers sized to the object (an object may have more than 65535 keys).
+const messagePackEncoder = new Packr({ useRecords: false, variableMapSize: true });
+// Integers of 64 bits read as numbers, as JSON.parse would read them.
+const messagePackDecoder = new Unpackr({ useRecords: false, int64AsType: 'number' });
+
+/** Deeper values are refused; it also stops at a cycle, should an extension build one. */
+const MAX_MESSAGEPACK_DEPTH = 1000;
+
+/**
+ * Parses one command sent as MessagePack (a binary WebSocket message); throws CommandError
+ * naming what was wrong. It must hold exactly what a JSON command could: values MessagePack
+ * has and JSON has not (binary, extension types such as timestamps, NaN) are refused, so
+ * publication data stays JSON.
+ */
+export function parseMessagePackCommand(bytes: Uint8Array, maxBytes: number): Command {
+  if (bytes.length > maxBytes) throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: bytes.length, limit: maxBytes }));
+  let value: unknown;
+  try {
+    value = messagePackDecoder.unpack(bytes);
+  } catch (error) {
+    throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: `not valid MessagePack: ${(error as Error).message}` }));
+  }
+  const problem = nonJsonPart(value, 0);
+  if (problem !== null) {
+    const field = problem.path.length > 0 ? `field "${problem.path.join('.')}": ` : '';
+    const commandId = isPlainObject(value) ? idOf(value) : undefined;
+    throw new CommandError(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: field + problem.what + ' has no JSON equivalent' }), commandId);
+  }
+  return parseCommandValue(value);
+}
+
+/** The first part of a decoded value that JSON cannot hold, with its path; null when there is none. */
+function nonJsonPart(value: unknown, depth: number): { path: (string | number)[]; what: string } | null {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return null;
+    case 'number':
+      return Number.isFinite(value) ? null : { path: [], what: String(value) };
+    case 'object': {
+      if (value === null) return null;
+      if (depth >= MAX_MESSAGEPACK_DEPTH) return { path: [], what: `nesting deeper than ${MAX_MESSAGEPACK_DEPTH} levels` };
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const problem = nonJsonPart(value[i], depth + 1);
+          if (problem !== null) {
+            problem.path.unshift(i);
+            return problem;
+          }
+        }
+        return null;
+      }
+      if (value instanceof Uint8Array) return { path: [], what: 'binary data' };
+      if (!isPlainObject(value)) return { path: [], what: `a ${value.constructor?.name ?? 'value'} (a MessagePack extension type)` };
+      for (const key in value) {
+        const problem = nonJsonPart(value[key], depth + 1);
+        if (problem !== null) {
+          problem.path.unshift(key);
+          return problem;
+        }
+      }
+      return null;
+    }
+    default:
+      return { path: [], what: `a ${typeof value}` };
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/** A publication's push as a whole binary WebSocket frame of MessagePack, its data decoded from the stored JSON. */
+export function encodeMessagePackPublication(publication: Publication): Buffer {
+  const push: Record<string, unknown> = {
+    push: 'pub',
+    channel: publication.channel,
+    offset: publication.offset,
+    epoch: publication.epoch,
+    time: publication.time,
+    data: JSON.parse(publication.data),
+  };
+  if (publication.info !== undefined) push.info = publication.info;
+  return webSocketBinaryFrame(messagePackEncoder.pack(push));
+}
+
 // --- frames out
 
-/** One JSON text wrapped for a transport: a WebSocket text frame, or an SSE `data:` event. */
+/**
+ * One JSON text wrapped for a transport: a WebSocket text frame, an SSE `data:` event, or a
+ * binary WebSocket frame holding the same message in MessagePack.
+ */
 export function encodeFrame(format: FrameFormat, json: string): Buffer {
-  return format === 'websocket' ? webSocketTextFrame(json) : Buffer.from('data: ' + json + '\n\n');
+  if (format === 'websocket') return webSocketTextFrame(json);
+  if (format === 'sse') return Buffer.from('data: ' + json + '\n\n');
+  return webSocketBinaryFrame(messagePackEncoder.pack(JSON.parse(json)));
 }
 
 /** A final, unmasked WebSocket text frame (RFC 6455 §5.2, server to client) holding `text`. */
 export function webSocketTextFrame(text: string): Buffer {
   const length = Buffer.byteLength(text);
+  const frame = webSocketFrame(0x1, length);
+  frame.write(text, frame.length - length, 'utf8');
+  return frame;
+}
+
+/** A final, unmasked WebSocket binary frame holding `payload`. */
+export function webSocketBinaryFrame(payload: Uint8Array): Buffer {
+  const frame = webSocketFrame(0x2, payload.length);
+  frame.set(payload, frame.length - payload.length);
+  return frame;
+}
+
+/** A frame's buffer with its header written (FIN, `opcode`, the length); the payload goes last. */
+function webSocketFrame(opcode: number, length: number): Buffer {
   const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(header + length);
-  frame[0] = 0x81; // FIN + opcode 1 (text)
+  frame[0] = 0x80 | opcode;
   if (header === 2) {
     frame[1] = length;
   } else if (header === 4) {
@@ -98,7 +215,6 @@ export function webSocketTextFrame(text: string): Buffer {
     frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
     frame.writeUInt32BE(length >>> 0, 6);
   }
-  frame.write(text, header, 'utf8');
   return frame;
 }
 

@@ -1,5 +1,6 @@
 // One client connection (WebSocket or SSE) on this process: its identity, its
-// subscriptions, its command handling and its outbound queue.
+// subscriptions, its command handling and its outbound queue. Replies and pushes are built
+// as JSON text; the transport's format wraps them (for MessagePack, re-encodes them).
 import { describeError, KoboldError } from '../errors.js';
 import { ANONYMOUS } from './auth.js';
 import { checkAccess } from './channels.js';
@@ -16,6 +17,7 @@ import {
   encodePresenceResult,
   encodeReply,
   parseCommand,
+  parseMessagePackCommand,
 } from './protocol.js';
 import type { Principal, Publication, StreamPosition } from './types.js';
 
@@ -92,17 +94,39 @@ export class Session {
       try {
         command = parseCommand(line, this.node.options.limits.maxMessageBytes);
       } catch (error) {
-        if (error instanceof CommandError) this.sendJson(encodeError(error.id, error.error));
-        else throw error;
+        this.refuse(error);
         continue;
       }
-      if (!this.takeToken()) {
-        this.sendJson(encodeError(command.id, new KoboldError('KOBOLD_ERR_HUB_FLOOD', { limit: this.node.options.limits.commandsPerSecond })));
-        continue;
-      }
-      // One connection's commands run in order: a subscribe sent right after connect sees it.
-      this.pending = this.pending.then(() => this.run(command));
+      this.accept(command);
     }
+  }
+
+  /** One command from the client as MessagePack (a binary message on a `kobold.msgpack` WebSocket). */
+  handleMessagePack(bytes: Uint8Array): void {
+    if (this.closed) return;
+    let command: Command;
+    try {
+      command = parseMessagePackCommand(bytes, this.node.options.limits.maxMessageBytes);
+    } catch (error) {
+      this.refuse(error);
+      return;
+    }
+    this.accept(command);
+  }
+
+  /** Answers a command that could not be read with an error frame. */
+  private refuse(error: unknown): void {
+    if (!(error instanceof CommandError)) throw error;
+    this.sendJson(encodeError(error.id, error.error));
+  }
+
+  private accept(command: Command): void {
+    if (!this.takeToken()) {
+      this.sendJson(encodeError(command.id, new KoboldError('KOBOLD_ERR_HUB_FLOOD', { limit: this.node.options.limits.commandsPerSecond })));
+      return;
+    }
+    // One connection's commands run in order: a subscribe sent right after connect sees it.
+    this.pending = this.pending.then(() => this.run(command));
   }
 
   /** `commandsPerSecond` sustained, bursts up to `commandBurst`. */

@@ -1,19 +1,19 @@
 // WebSocket transport: JSON commands in; frames out are whole WebSocket text frames built
-// once per publication (protocol.ts), written as they are to the connection's socket.
-// Frames due to one connection in one turn leave in one socket write (one message each).
-// The app layer does the HTTP upgrade and hands the socket here.
+// once per publication (protocol.ts), written as they are to the connection's socket. A
+// connection that chose the `kobold.msgpack` subprotocol speaks MessagePack instead, in
+// binary frames both ways. Frames due to one connection in one turn leave in one socket
+// write (one message each). The app layer does the HTTP upgrade and hands the socket here.
 import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { KoboldError } from '../../errors.js';
 import type { DisconnectReason } from '../disconnect.js';
 import type { HubNode } from '../node.js';
-import type { Transport } from '../outbound.js';
-import { encodeError, encodeFrame } from '../protocol.js';
+import type { FrameFormat, Transport } from '../outbound.js';
+import { encodeError, encodeFrame, MESSAGEPACK_SUBPROTOCOL } from '../protocol.js';
 import type { Session } from '../session.js';
 
 class WebSocketTransport implements Transport {
   readonly name = 'websocket';
-  readonly format = 'websocket';
   /** Heard from since the last keep-alive round. */
   alive = true;
 
@@ -21,6 +21,8 @@ class WebSocketTransport implements Transport {
     readonly socket: WebSocket,
     /** The TCP or TLS socket under `socket`; ws writes its own frames (pings, close) to it too. */
     private readonly raw: Duplex,
+    /** `websocket` (JSON text frames) or `msgpack` (binary frames), chosen at the handshake. */
+    readonly format: FrameFormat,
   ) {}
 
   bufferedBytes(): number {
@@ -85,12 +87,25 @@ class KeepAlive {
 const keepAlives = new WeakMap<HubNode, KeepAlive>();
 
 /** Options for the `ws` WebSocketServer that upgrades hub connections. */
-export function webSocketServerOptions(node: HubNode): { maxPayload: number; perMessageDeflate: false; clientTracking: false } {
+export function webSocketServerOptions(node: HubNode): {
+  maxPayload: number;
+  perMessageDeflate: false;
+  clientTracking: false;
+  handleProtocols: (protocols: Set<string>) => string | false;
+} {
   // Commands up to maxMessageBytes are parsed; bigger ones get an error frame, and only
   // messages 4x over the limit are cut off by ws itself (close code 1009). No compression:
   // frames are built once for every subscriber and written as they are. The node tracks its
   // sessions, so ws keeps no set of clients (and no close listener per client) of its own.
-  return { maxPayload: node.options.limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false };
+  return { maxPayload: node.options.limits.maxMessageBytes * 4, perMessageDeflate: false, clientTracking: false, handleProtocols: chooseSubprotocol };
+}
+
+/**
+ * MessagePack when the client offers `kobold.msgpack`; otherwise no subprotocol (JSON), so a
+ * client that asked only for protocols the hub does not speak sees its handshake fail.
+ */
+function chooseSubprotocol(protocols: Set<string>): string | false {
+  return protocols.has(MESSAGEPACK_SUBPROTOCOL) ? MESSAGEPACK_SUBPROTOCOL : false;
 }
 
 /** The socket ws reads from and writes to; ws keeps it as `_socket` once the connection is open. */
@@ -104,25 +119,42 @@ function rawSocketOf(socket: WebSocket): Duplex {
 
 /** Serves the hub protocol on an upgraded WebSocket. */
 export function acceptWebSocket(node: HubNode, socket: WebSocket): Session {
-  const transport = new WebSocketTransport(socket, rawSocketOf(socket));
+  const messagePack = socket.protocol === MESSAGEPACK_SUBPROTOCOL;
+  const transport = new WebSocketTransport(socket, rawSocketOf(socket), messagePack ? 'msgpack' : 'websocket');
   const session = node.openSession(transport);
   let keepAlive = keepAlives.get(node);
   if (keepAlive === undefined) keepAlives.set(node, (keepAlive = new KeepAlive(node.options.limits.webSocketPingMs)));
   keepAlive.add(transport);
   socket.on('pong', () => (transport.alive = true));
-  socket.on('message', (data, isBinary) => {
-    transport.alive = true;
-    if (isBinary) {
-      const error = new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'binary messages are not supported; send JSON text' });
-      session.send(encodeFrame('websocket', encodeError(undefined, error)));
-      return;
-    }
-    session.handleText(Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
-  });
+  if (messagePack) {
+    socket.on('message', (data, isBinary) => {
+      transport.alive = true;
+      if (isBinary) session.handleMessagePack(bytesOf(data));
+      else refuse(session, 'msgpack', `text messages are not read on a ${MESSAGEPACK_SUBPROTOCOL} connection; send each command as MessagePack in a binary message`);
+    });
+  } else {
+    socket.on('message', (data, isBinary) => {
+      transport.alive = true;
+      if (isBinary) {
+        refuse(session, 'websocket', `binary messages are read only on a connection that chose the ${MESSAGEPACK_SUBPROTOCOL} subprotocol; send JSON text`);
+        return;
+      }
+      session.handleText(Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
+    });
+  }
   socket.on('error', () => socket.terminate());
   socket.on('close', () => {
     keepAlive.delete(transport);
     session.closedByPeer();
   });
   return session;
+}
+
+/** Answers a message of the wrong kind (text or binary) with an error frame; the connection stays. */
+function refuse(session: Session, format: FrameFormat, reason: string): void {
+  session.send(encodeFrame(format, encodeError(undefined, new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason }))));
+}
+
+function bytesOf(data: RawData): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
 }
