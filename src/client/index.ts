@@ -4,7 +4,7 @@
 import { shouldReconnect } from '../hub/disconnect.js';
 import { PollingClientTransport } from './transports/polling.js';
 import { SseClientTransport } from './transports/sse.js';
-import { type WebSocketConstructor, WebSocketClientTransport } from './transports/websocket.js';
+import { type MessagePackCodec, type WebSocketConstructor, WebSocketClientTransport } from './transports/websocket.js';
 import {
   type ClientPublication,
   type ClientTransport,
@@ -18,7 +18,7 @@ import {
 } from './types.js';
 
 export { HubClientError, type ClientPublication, type ClientTransportName, type HistoryAnswer, type StreamPosition };
-export type { WebSocketConstructor, WebSocketLike } from './transports/websocket.js';
+export type { MessagePackCodec, WebSocketConstructor, WebSocketLike } from './transports/websocket.js';
 
 export interface HubClientOptions {
   /** The hub's HTTP base, e.g. `https://example.com/hub` (the WebSocket URL is derived from it). */
@@ -29,6 +29,12 @@ export interface HubClientOptions {
   transports?: ClientTransportName[];
   /** Default: globalThis.WebSocket (browsers, Node >= 22); pass `ws`'s WebSocket in older Node. */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Speak MessagePack over WebSocket: pass `messagePack` from `src/client/msgpack.ts` (or the
+   * bundle built with `messagePack: true`). SSE, long-polling and refresh stay JSON. It is not
+   * part of this module so that clients without it do not carry msgpackr.
+   */
+  messagePack?: MessagePackCodec;
   fetch?: typeof fetch;
   /** Reconnect delay doubles from min to max; each wait is randomized (jitter). */
   backoffMs?: { min: number; max: number };
@@ -215,7 +221,7 @@ export class HubClient {
       case 'websocket': {
         const WebSocketImpl = this.options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
         if (WebSocketImpl === undefined) return unavailable('websocket');
-        return new WebSocketClientTransport(this.context, WebSocketImpl);
+        return new WebSocketClientTransport(this.context, WebSocketImpl, this.options.messagePack);
       }
       case 'sse':
         return new SseClientTransport(this.context);

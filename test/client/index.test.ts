@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
+import { pathToFileURL } from 'node:url';
 import { buildClientBundle } from '../../src/client/build.js';
 import { type ClientPublication, HubClient, type HubClientOptions } from '../../src/client/index.js';
+import { messagePack } from '../../src/client/msgpack.js';
 import type { WebSocketConstructor } from '../../src/client/transports/websocket.js';
 import { signHubToken } from '../../src/hub/auth.js';
 import { SECRET, startTestServer, type TestServer } from '../hub/harness.js';
@@ -18,6 +20,20 @@ const HUB = {
   ],
   limits: { longPollTimeoutMs: 1000 },
 };
+
+/** `ws`'s WebSocket, keeping each message's data as the client received it. */
+type RecordingWebSocket = WebSocket & { received: unknown[] };
+
+function recordingWebSocket(sockets: RecordingWebSocket[]): WebSocketConstructor {
+  return class extends WebSocket {
+    readonly received: unknown[] = [];
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      sockets.push(this);
+      this.addEventListener('message', (event) => this.received.push(event.data));
+    }
+  } as unknown as WebSocketConstructor;
+}
 
 async function until(predicate: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -141,6 +157,85 @@ describe('hub client', () => {
     c.subscribe('nowhere:x', () => {});
     await until(() => errors.length === 1, 'the error');
     assert.deepEqual(errors, ['KOBOLD_ERR_HUB_UNKNOWN_NAMESPACE']);
+  });
+
+  test('websocket in MessagePack: the subprotocol is chosen, every message is binary, and nothing is lost across a drop', async () => {
+    const sockets: RecordingWebSocket[] = [];
+    const token = await signHubToken(SECRET, { sub: 'u-msgpack' }, 60);
+    const c = client(server, { transports: ['websocket'], token, messagePack, WebSocket: recordingWebSocket(sockets) });
+    await c.connect();
+    assert.equal(c.transport, 'websocket');
+    assert.equal(sockets[0].protocol, 'kobold.msgpack');
+    const seen: ClientPublication[] = [];
+    c.subscribe('room:msgpack', (publication) => seen.push(publication));
+    await until(() => c.position('room:msgpack') !== undefined, 'the subscription');
+    for (let i = 1; i <= 3; i++) await server.node.publish('room:msgpack', { i, list: [i, 'x', null], half: i / 2 });
+    const mine = await c.publish('room:msgpack', { i: 4, list: [], half: 2 });
+    assert.equal(mine.offset, 4);
+    await until(() => seen.length === 4, 'four publications');
+    assert.deepEqual(seen[0].data, { i: 1, list: [1, 'x', null], half: 0.5 });
+    assert.equal(seen[3].info?.userId, 'u-msgpack');
+    server.dropWebSockets();
+    await until(() => c.state === 'connecting', 'the drop');
+    for (let i = 5; i <= 7; i++) await server.node.publish('room:msgpack', { i });
+    await until(() => seen.length === 7, 'the missed three');
+    assert.deepEqual(seen.map((p) => (p.data as { i: number }).i), [1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(sockets.length, 2, 'reconnected over WebSocket');
+    assert.equal(sockets[1].protocol, 'kobold.msgpack');
+    const history = await c.history('room:msgpack', { limit: 2 });
+    assert.deepEqual(history.publications.map((p) => p.offset), [6, 7]);
+    const presence = await c.presence('room:msgpack');
+    assert.deepEqual(presence.users.map((user) => user.userId), ['u-msgpack']);
+    await assert.rejects(c.history('nowhere:x'), { code: 'KOBOLD_ERR_HUB_UNKNOWN_NAMESPACE' });
+    for (const socket of sockets) {
+      assert.ok(socket.received.length > 0);
+      assert.ok(socket.received.every((data) => data instanceof ArrayBuffer), 'every message arrived binary');
+    }
+  });
+
+  test('MessagePack falls back like JSON: to SSE when WebSocket is refused or the server does not choose the subprotocol', async () => {
+    const refused = client(noWebSocket, { messagePack });
+    await refused.connect();
+    assert.equal(refused.transport, 'sse');
+    // A WebSocket that does not ask for the subprotocol: the server answers in JSON, and the client must not take that for MessagePack.
+    const withoutSubprotocol = class extends WebSocket {
+      constructor(url: string) {
+        super(url);
+      }
+    } as unknown as WebSocketConstructor;
+    const ignored = client(server, { messagePack, WebSocket: withoutSubprotocol });
+    await ignored.connect();
+    assert.equal(ignored.transport, 'sse');
+    const seen: unknown[] = [];
+    ignored.subscribe('news:fallback-msgpack', (publication) => seen.push(publication.data));
+    await until(() => ignored.position('news:fallback-msgpack') !== undefined, 'the subscription');
+    await server.node.publish('news:fallback-msgpack', { via: 'sse' });
+    await until(() => seen.length === 1, 'a publication');
+    assert.deepEqual(seen, [{ via: 'sse' }]);
+  });
+
+  test('the MessagePack bundle exports the codec, and its client speaks MessagePack with the server', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kobold-client-'));
+    try {
+      const plain = await buildClientBundle({ outFile: join(dir, 'hub.js') });
+      const packed = await buildClientBundle({ outFile: join(dir, 'hub-msgpack.js'), messagePack: true });
+      assert.ok(packed.bytes > plain.bytes, `${packed.bytes} > ${plain.bytes}`);
+      assert.doesNotMatch(readFileSync(packed.outFile, 'utf8'), /node:|require\(/);
+      const bundle = (await import(pathToFileURL(packed.outFile).href)) as typeof import('../../src/client/index.js') & { messagePack: typeof messagePack };
+      const sockets: RecordingWebSocket[] = [];
+      const c = new bundle.HubClient({ url: `${server.http}/hub`, transports: ['websocket'], messagePack: bundle.messagePack, WebSocket: recordingWebSocket(sockets) });
+      clients.push(c);
+      await c.connect();
+      assert.equal(sockets[0].protocol, 'kobold.msgpack');
+      const seen: unknown[] = [];
+      c.subscribe('news:bundle', (publication) => seen.push(publication.data));
+      await until(() => c.position('news:bundle') !== undefined, 'the subscription');
+      await server.node.publish('news:bundle', { from: 'the bundle', n: [1.5, true] });
+      await until(() => seen.length === 1, 'the publication');
+      assert.deepEqual(seen, [{ from: 'the bundle', n: [1.5, true] }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the browser bundle builds without Node imports', async () => {

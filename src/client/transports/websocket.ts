@@ -1,18 +1,31 @@
-// WebSocket client transport: commands and pushes as JSON; several frames may share one
-// message, separated by newlines.
+// WebSocket client transport: commands and pushes as JSON (several frames may share one
+// message, separated by newlines), or, with a MessagePack codec, one MessagePack message per
+// binary WebSocket message (subprotocol kobold.msgpack).
 import { type ClientTransport, HubClientError, type TransportContext } from '../types.js';
 
 /** The part of the WebSocket API the client uses (browsers' WebSocket and the `ws` package both fit). */
 export interface WebSocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  /** The subprotocol the server chose ('' for none). */
+  readonly protocol: string;
+  binaryType: string;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
   onopen: ((event: any) => void) | null;
   onmessage: ((event: { data: any }) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;
   onerror: ((event: any) => void) | null;
 }
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** MessagePack encoding for the WebSocket transport; `messagePack` in src/client/msgpack.ts is msgpackr's. */
+export interface MessagePackCodec {
+  pack(value: unknown): Uint8Array;
+  unpack(bytes: Uint8Array): any;
+}
+
+/** The subprotocol that makes the hub speak MessagePack (docs/protocol.md). */
+const MESSAGEPACK_SUBPROTOCOL = 'kobold.msgpack';
 
 export class WebSocketClientTransport implements ClientTransport {
   readonly name = 'websocket';
@@ -24,17 +37,24 @@ export class WebSocketClientTransport implements ClientTransport {
   constructor(
     private readonly context: TransportContext,
     private readonly WebSocketImpl: WebSocketConstructor,
+    /** Speak MessagePack instead of JSON. */
+    private readonly messagePack?: MessagePackCodec,
   ) {}
 
   async open(): Promise<void> {
     const url = this.context.baseUrl.replace(/^http/, 'ws') + '/ws';
-    const socket = new this.WebSocketImpl(url);
+    const messagePack = this.messagePack;
+    const socket = messagePack === undefined ? new this.WebSocketImpl(url) : new this.WebSocketImpl(url, MESSAGEPACK_SUBPROTOCOL);
+    if (messagePack !== undefined) socket.binaryType = 'arraybuffer';
     this.socket = socket;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new HubClientError('TIMEOUT', 'WebSocket did not open')), this.context.openTimeoutMs);
       socket.onopen = () => {
         clearTimeout(timer);
-        resolve();
+        // A server that did not choose the subprotocol would answer in JSON: fall back instead.
+        if (messagePack !== undefined && socket.protocol !== MESSAGEPACK_SUBPROTOCOL) {
+          reject(new HubClientError('UNAVAILABLE', `the server did not accept the ${MESSAGEPACK_SUBPROTOCOL} subprotocol`));
+        } else resolve();
       };
       socket.onerror = () => {
         clearTimeout(timer);
@@ -45,7 +65,10 @@ export class WebSocketClientTransport implements ClientTransport {
         reject(new HubClientError('CLOSED', `WebSocket closed (${event.code})`));
       };
     });
-    socket.onmessage = (event) => this.receive(String(event.data));
+    socket.onmessage =
+      messagePack === undefined
+        ? (event) => this.receiveText(String(event.data))
+        : (event) => this.handle(messagePack.unpack(new Uint8Array(event.data)));
     socket.onerror = () => {};
     socket.onclose = (event) => {
       for (const { reject } of this.pending.values()) reject(new HubClientError('CLOSED', 'connection closed'));
@@ -81,7 +104,8 @@ export class WebSocketClientTransport implements ClientTransport {
     if (socket === null || socket.readyState !== 1) return Promise.reject(new HubClientError('CLOSED', 'not connected'));
     const id = this.nextId++;
     const clean = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
-    socket.send(JSON.stringify({ id, cmd, ...clean }));
+    const message = { id, cmd, ...clean };
+    socket.send(this.messagePack === undefined ? JSON.stringify(message) : this.messagePack.pack(message));
     return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
   }
 
@@ -91,19 +115,20 @@ export class WebSocketClientTransport implements ClientTransport {
     socket?.close(1000);
   }
 
-  private receive(text: string): void {
+  private receiveText(text: string): void {
+    for (const line of text.split('\n')) this.handle(JSON.parse(line));
+  }
+
+  private handle(frame: any): void {
     const events = this.context.events;
-    for (const line of text.split('\n')) {
-      const frame = JSON.parse(line);
-      if (frame.push === 'pub') events.publication(frame);
-      else if (frame.push === 'join' || frame.push === 'leave') events.presence(frame.push, frame.channel, frame.user);
-      else if (frame.push === 'gap') events.gap(frame.channel, { offset: frame.offset, epoch: frame.epoch });
-      else if (frame.id !== undefined && this.pending.has(frame.id)) {
-        const { resolve, reject } = this.pending.get(frame.id)!;
-        this.pending.delete(frame.id);
-        if (frame.error !== undefined) reject(new HubClientError(frame.error.code, frame.error.message));
-        else resolve(frame.result);
-      }
+    if (frame.push === 'pub') events.publication(frame);
+    else if (frame.push === 'join' || frame.push === 'leave') events.presence(frame.push, frame.channel, frame.user);
+    else if (frame.push === 'gap') events.gap(frame.channel, { offset: frame.offset, epoch: frame.epoch });
+    else if (frame.id !== undefined && this.pending.has(frame.id)) {
+      const { resolve, reject } = this.pending.get(frame.id)!;
+      this.pending.delete(frame.id);
+      if (frame.error !== undefined) reject(new HubClientError(frame.error.code, frame.error.message));
+      else resolve(frame.result);
     }
   }
 }
