@@ -101,8 +101,8 @@ export function webSocketServerOptions(node: HubNode): {
 }
 
 /**
- * MessagePack when the client offers `kobold.msgpack`; otherwise no subprotocol (JSON), so a
- * client that asked only for protocols the hub does not speak sees its handshake fail.
+ * MessagePack when the client offers `kobold.msgpack`; otherwise no subprotocol (JSON): a
+ * client that offered only protocols the hub does not speak gets none confirmed.
  */
 function chooseSubprotocol(protocols: Set<string>): string | false {
   return protocols.has(MESSAGEPACK_SUBPROTOCOL) ? MESSAGEPACK_SUBPROTOCOL : false;
