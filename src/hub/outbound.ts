@@ -35,6 +35,14 @@ export interface OutboundLimits {
   slowConsumerPolicy: 'drop' | 'disconnect';
 }
 
+/** What the queue asks of the connection it belongs to (an interface, not callbacks: no closures per connection). */
+export interface QueueOwner {
+  /** A gap marker in the connection's format. */
+  gapFrame(channel: string, last: StreamPosition): Buffer;
+  /** The policy is `disconnect` and the queue overflowed. */
+  overflowed(): void;
+}
+
 export class OutboundQueue implements Flushable {
   private frames: Buffer[] = [];
   /** The publication each frame carries, or undefined (replies, pushes): only publications may be dropped. */
@@ -46,10 +54,7 @@ export class OutboundQueue implements Flushable {
   constructor(
     private readonly transport: Transport,
     private readonly limits: OutboundLimits,
-    /** Wraps a gap marker for this transport's format. */
-    private readonly gapFrame: (channel: string, last: StreamPosition) => Buffer,
-    /** Called when the policy is `disconnect` and the queue overflowed. */
-    private readonly overflowed: () => void,
+    private readonly owner: QueueOwner,
   ) {}
 
   get queuedBytes(): number {
@@ -63,7 +68,7 @@ export class OutboundQueue implements Flushable {
     this.bytes += frame.length;
     if (this.bytes > this.limits.maxQueueBytes) {
       if (this.limits.slowConsumerPolicy === 'disconnect') {
-        this.overflowed();
+        this.owner.overflowed();
         return;
       }
       this.dropOldest();
@@ -120,7 +125,7 @@ export class OutboundQueue implements Flushable {
       publications.push(publication);
     }
     for (const [channel, last] of resumeFrom) {
-      const frame = this.gapFrame(channel, last);
+      const frame = this.owner.gapFrame(channel, last);
       frames.push(frame);
       publications.push(undefined);
       this.bytes += frame.length;

@@ -6,7 +6,7 @@ import { ANONYMOUS } from './auth.js';
 import { checkAccess } from './channels.js';
 import { Disconnects, type DisconnectReason } from './disconnect.js';
 import type { HubNode } from './node.js';
-import { OutboundQueue, type Transport } from './outbound.js';
+import { OutboundQueue, type QueueOwner, type Transport } from './outbound.js';
 import {
   type Command,
   CommandError,
@@ -40,7 +40,7 @@ export class Subscription {
   }
 }
 
-export class Session {
+export class Session implements QueueOwner {
   readonly clientId: string;
   principal: Principal | null = null;
   readonly subscriptions = new Map<string, Subscription>();
@@ -60,12 +60,15 @@ export class Session {
     this.clientId = clientId;
     const limits = node.options.limits;
     this.tokens = limits.commandBurst;
-    this.queue = new OutboundQueue(
-      transport,
-      limits,
-      (channel, last) => node.frame(transport.format, encodeGapPush(channel, last)),
-      () => this.close(Disconnects.slowConsumer),
-    );
+    this.queue = new OutboundQueue(transport, limits, this);
+  }
+
+  gapFrame(channel: string, last: StreamPosition): Buffer {
+    return this.node.frame(this.transport.format, encodeGapPush(channel, last));
+  }
+
+  overflowed(): void {
+    this.close(Disconnects.slowConsumer);
   }
 
   get isClosed(): boolean {

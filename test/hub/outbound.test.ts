@@ -33,12 +33,12 @@ class FakeTransport implements Transport {
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 const pub = (channel: string, offset: number): Publication => ({ channel, offset, epoch: 'e', data: 'x'.repeat(90), time: 1 });
 const frame = (p: Publication) => Buffer.from(`${p.channel}#${p.offset}`.padEnd(100));
-const gap = (channel: string, last: { offset: number }) => Buffer.from(`gap ${channel} ${last.offset}`);
+const gapFrame = (channel: string, last: { offset: number }) => Buffer.from(`gap ${channel} ${last.offset}`);
 const limits = { maxQueueBytes: 1000, writeHighWaterBytes: 500, slowConsumerPolicy: 'drop' as const };
 
 test('all frames queued in one turn leave in one writeMany', async () => {
   const transport = new FakeTransport();
-  const queue = new OutboundQueue(transport, limits, gap, () => assert.fail('no overflow'));
+  const queue = new OutboundQueue(transport, limits, { gapFrame, overflowed: () => assert.fail('no overflow') });
   for (let i = 1; i <= 5; i++) queue.push(frame(pub('a', i)));
   assert.equal(transport.writes.length, 0, 'nothing is written before the turn ends');
   await turn();
@@ -52,7 +52,7 @@ test('all frames queued in one turn leave in one writeMany', async () => {
 test('a transport over its high-water mark gets nothing until it drains', async () => {
   const transport = new FakeTransport();
   transport.buffered = 10_000;
-  const queue = new OutboundQueue(transport, limits, gap, () => assert.fail('no overflow'));
+  const queue = new OutboundQueue(transport, limits, { gapFrame, overflowed: () => assert.fail('no overflow') });
   queue.push(frame(pub('a', 1)));
   await turn();
   assert.equal(transport.writes.length, 0);
@@ -66,7 +66,7 @@ test('a transport over its high-water mark gets nothing until it drains', async 
 test('slow consumer, policy drop: the oldest publications go, a gap marker per channel says where to resume, memory stays bounded', async () => {
   const transport = new FakeTransport();
   transport.buffered = 10_000;
-  const queue = new OutboundQueue(transport, limits, gap, () => assert.fail('policy is drop'));
+  const queue = new OutboundQueue(transport, limits, { gapFrame, overflowed: () => assert.fail('policy is drop') });
   const control = Buffer.from('reply-frame');
   queue.push(control);
   for (let i = 1; i <= 30; i++) {
@@ -88,7 +88,7 @@ test('slow consumer, policy disconnect: the connection is closed (3001, reconnec
   const transport = new FakeTransport();
   transport.buffered = 10_000;
   let overflowed = 0;
-  const queue = new OutboundQueue(transport, { ...limits, slowConsumerPolicy: 'disconnect' }, gap, () => overflowed++);
+  const queue = new OutboundQueue(transport, { ...limits, slowConsumerPolicy: 'disconnect' }, { gapFrame, overflowed: () => overflowed++ });
   for (let i = 1; i <= 11; i++) queue.push(frame(pub('a', i)), pub('a', i));
   assert.equal(overflowed, 1);
   assert.equal(Disconnects.slowConsumer.code, 3001);

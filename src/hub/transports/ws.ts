@@ -12,10 +12,17 @@ import type { FrameFormat, Transport } from '../outbound.js';
 import { encodeError, encodeFrame, MESSAGEPACK_SUBPROTOCOL } from '../protocol.js';
 import type { Session } from '../session.js';
 
+/** Where the shared listeners below find a connection's transport on its ws socket. */
+const TRANSPORT = Symbol('kobold.hubTransport');
+type HubWebSocket = WebSocket & { [TRANSPORT]: WebSocketTransport };
+const transportOf = (socket: WebSocket) => (socket as HubWebSocket)[TRANSPORT];
+
 class WebSocketTransport implements Transport {
   readonly name = 'websocket';
   /** Heard from since the last keep-alive round. */
   alive = true;
+  /** Set right after the node opened it for this transport. */
+  session!: Session;
 
   constructor(
     readonly socket: WebSocket,
@@ -23,6 +30,7 @@ class WebSocketTransport implements Transport {
     private readonly raw: Duplex,
     /** `websocket` (JSON text frames) or `msgpack` (binary frames), chosen at the handshake. */
     readonly format: FrameFormat,
+    readonly keepAlive: KeepAlive,
   ) {}
 
   bufferedBytes(): number {
@@ -117,37 +125,54 @@ function rawSocketOf(socket: WebSocket): Duplex {
   return raw;
 }
 
-/** Serves the hub protocol on an upgraded WebSocket. */
+/**
+ * Serves the hub protocol on an upgraded WebSocket. The listeners are shared by every
+ * connection (ws calls them with the socket as `this`), so a connection costs no closures.
+ */
 export function acceptWebSocket(node: HubNode, socket: WebSocket): Session {
   const messagePack = socket.protocol === MESSAGEPACK_SUBPROTOCOL;
-  const transport = new WebSocketTransport(socket, rawSocketOf(socket), messagePack ? 'msgpack' : 'websocket');
-  const session = node.openSession(transport);
   let keepAlive = keepAlives.get(node);
   if (keepAlive === undefined) keepAlives.set(node, (keepAlive = new KeepAlive(node.options.limits.webSocketPingMs)));
+  const transport = new WebSocketTransport(socket, rawSocketOf(socket), messagePack ? 'msgpack' : 'websocket', keepAlive);
+  transport.session = node.openSession(transport);
+  (socket as HubWebSocket)[TRANSPORT] = transport;
   keepAlive.add(transport);
-  socket.on('pong', () => (transport.alive = true));
-  if (messagePack) {
-    socket.on('message', (data, isBinary) => {
-      transport.alive = true;
-      if (isBinary) session.handleMessagePack(bytesOf(data));
-      else refuse(session, 'msgpack', `text messages are not read on a ${MESSAGEPACK_SUBPROTOCOL} connection; send each command as MessagePack in a binary message`);
-    });
-  } else {
-    socket.on('message', (data, isBinary) => {
-      transport.alive = true;
-      if (isBinary) {
-        refuse(session, 'websocket', `binary messages are read only on a connection that chose the ${MESSAGEPACK_SUBPROTOCOL} subprotocol; send JSON text`);
-        return;
-      }
-      session.handleText(Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
-    });
+  socket.on('pong', onPong);
+  socket.on('message', messagePack ? onMessagePackMessage : onJsonMessage);
+  socket.on('error', onError);
+  socket.on('close', onClose);
+  return transport.session;
+}
+
+function onPong(this: WebSocket): void {
+  transportOf(this).alive = true;
+}
+
+function onJsonMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const transport = transportOf(this);
+  transport.alive = true;
+  if (isBinary) {
+    refuse(transport.session, 'websocket', `binary messages are read only on a connection that chose the ${MESSAGEPACK_SUBPROTOCOL} subprotocol; send JSON text`);
+    return;
   }
-  socket.on('error', () => socket.terminate());
-  socket.on('close', () => {
-    keepAlive.delete(transport);
-    session.closedByPeer();
-  });
-  return session;
+  transport.session.handleText(Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
+}
+
+function onMessagePackMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  const transport = transportOf(this);
+  transport.alive = true;
+  if (isBinary) transport.session.handleMessagePack(bytesOf(data));
+  else refuse(transport.session, 'msgpack', `text messages are not read on a ${MESSAGEPACK_SUBPROTOCOL} connection; send each command as MessagePack in a binary message`);
+}
+
+function onError(this: WebSocket): void {
+  this.terminate();
+}
+
+function onClose(this: WebSocket): void {
+  const transport = transportOf(this);
+  transport.keepAlive.delete(transport);
+  transport.session.closedByPeer();
 }
 
 /** Answers a message of the wrong kind (text or binary) with an error frame; the connection stays. */
