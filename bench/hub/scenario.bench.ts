@@ -1,26 +1,36 @@
-// The hub's scenario from issue 4, scaled to a 2-core machine: clients in rooms over 2 web
-// workers of a real Kobold daemon, publications at a fixed rate. Four systems, one after
-// another, each with the same number of clients:
+// The hub's scenario from issue 4 on a 2-core machine: clients in rooms over 2 web workers
+// of a real Kobold daemon, publications at fixed rates. Four systems, one after another,
+// each with the same number of clients (by default the issue's 5,000 WebSocket + 500 SSE +
+// 500 long-poll; the systems other than `kobold mix` get them all on WebSocket):
 //   kobold ws   Kobold, every client on WebSocket (like for like with the two below)
 //   kobold mix  Kobold, the issue's mix of WebSocket, SSE and long-poll clients
 //   socket.io   Socket.IO with its cluster adapter, 2 workers (WebSocket transport: its
 //               polling needs sticky sessions)
 //   bare ws     a `ws` room broadcast in one process, one send per client per message
+// Each system is measured at two publication rates in turn (HUB_BENCH_RATES):
+//   steady  every client gets one message per 100 ms: nothing is ever due to a client at
+//           once, so every system pays one socket write per delivery and the kernel's cost
+//           per write bounds them all alike
+//   busy    10x that, more than this machine can write one by one: several messages are due
+//           to a client at once, which Kobold writes together and the others one by one
 // The clients run in separate emulator processes (never in this one), publications are
 // sent from here after a warm-up, and every server process is measured on its own through
 // /proc: CPU seconds per role (Kobold: supervisor, hub writer, web workers; Socket.IO:
-// primary, workers) and RSS per idle connection (marginal, see run()). Prints deliveries/s, publish-to-delivery
-// p50/p99, deliveries per server CPU-second and the ratios against the issue's targets.
-// Loopback only; stops by itself. The emulators share the machine's cores with the server.
+// primary, workers) and RSS per idle connection (marginal, see run()). Prints deliveries/s,
+// publish-to-delivery p50/p99, deliveries per server CPU-second and the ratios against the
+// issue's targets. Loopback only; stops by itself. The emulators share the machine's cores
+// with the server, so a saturated system's latency includes theirs.
 //
 //   node --import tsx bench/hub/scenario.bench.ts
-//   env (defaults): HUB_BENCH_WS=2000 HUB_BENCH_SSE=200 HUB_BENCH_LONGPOLL=200 HUB_BENCH_RATE=200
-//     (publications/s) HUB_BENCH_SECONDS=5 HUB_BENCH_WARMUP_S=1 HUB_BENCH_ROOMS=20
-//     HUB_BENCH_EMULATORS=2 HUB_BENCH_RUNS=1 HUB_BENCH_SYSTEMS=kobold-ws,kobold-mix,socketio,ws
+//   env (defaults): HUB_BENCH_WS=5000 HUB_BENCH_SSE=500 HUB_BENCH_LONGPOLL=500
+//     HUB_BENCH_RATES=200,2000 (publications/s: steady, busy) HUB_BENCH_SECONDS=5
+//     HUB_BENCH_WARMUP_S=1 HUB_BENCH_ROOMS=20 HUB_BENCH_EMULATORS=3 HUB_BENCH_RUNS=1
+//     HUB_BENCH_SYSTEMS=kobold-ws,kobold-mix,socketio,ws
 //     HUB_BENCH_BACKEND=shm|socket (Kobold's hub backend; unset: the daemon's default)
 //     HUB_BENCH_SCHED=rr|none (Kobold's clusterSchedulingPolicy; unset: its default)
 //     HUB_BENCH_SEMI_SPACE_MB=N (V8's --max-semi-space-size for every system's server
-//     processes: Kobold's workerMaxSemiSpaceMb, the others' node flags; unset: V8's default)
+//     processes: Kobold's workerMaxSemiSpaceMb, the others' node flags; unset: each
+//     system's default, which is 4 MiB in Kobold's workers and V8's 16 MiB in the others)
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
@@ -36,7 +46,7 @@ import { childrenOf, cpuMeter, rssBytes, type ServerProcess } from './proc.js';
 const setting = (name: string, fallback: number) => Number(process.env[`HUB_BENCH_${name}`] ?? fallback);
 const MIX = { websocket: setting('WS', 2000), sse: setting('SSE', 200), longpoll: setting('LONGPOLL', 200) };
 const CLIENTS = MIX.websocket + MIX.sse + MIX.longpoll;
-const RATE = setting('RATE', 200);
+const RATES = (process.env.HUB_BENCH_RATES ?? '200,2000').split(',').map(Number);
 const SECONDS = setting('SECONDS', 5);
 const WARMUP_S = setting('WARMUP_S', 1);
 const ROOMS = setting('ROOMS', 20);
@@ -60,14 +70,21 @@ type Mix = typeof MIX;
 
 interface Result {
   name: string;
-  /** Marginal RSS per connection, without and after a full collection in every server process. */
+  rssPerConnection: number;
+  /** The same after another full collection in every server process. */
   rssPerConnectionGc: number;
+  /** One per rate in RATES. */
+  phases: Phase[];
+}
+
+/** What one publication rate gave. */
+interface Phase {
+  rate: number;
   deliveries: number;
   expected: number;
   wallS: number;
   cpuByRole: Map<string, number>;
   cpuS: number;
-  rssPerConnection: number;
   p50: number;
   p99: number;
 }
@@ -143,13 +160,13 @@ function roomSizes(mix: Mix): number[] {
   );
 }
 
-/** Publishes RATE/s for `seconds` round-robin over the rooms; returns the deliveries due. */
-async function publishFor(seconds: number, target: System, measured: boolean, sizes: number[]): Promise<number> {
+/** Publishes `rate`/s for `seconds` round-robin over the rooms; returns the deliveries due. */
+async function publishFor(rate: number, seconds: number, target: System, measured: boolean, sizes: number[]): Promise<number> {
   const start = now();
-  const total = Math.round(RATE * seconds);
+  const total = Math.round(rate * seconds);
   let due = 0;
   for (let sent = 0; sent < total; ) {
-    const until = Math.min(total, Math.floor(((now() - start) / 1000) * RATE) + 1);
+    const until = Math.min(total, Math.floor(((now() - start) / 1000) * rate) + 1);
     for (; sent < until; sent++) {
       const room = sent % ROOMS;
       target.publish(`bench:r${room}`, measured ? `{"t":${now()},"m":1}` : `{"t":${now()}}`);
@@ -160,54 +177,56 @@ async function publishFor(seconds: number, target: System, measured: boolean, si
   return due;
 }
 
+/** Publishes at `rate` (warm-up, then measured) and collects the measured deliveries' latencies from the emulators. */
+async function measurePhase(rate: number, target: System, emulators: ChildProcess[], sizes: number[]): Promise<Phase> {
+  await publishFor(rate, WARMUP_S, target, false, sizes);
+  await sleep(500);
+  const meter = cpuMeter(target.processes);
+  const begin = now();
+  const expected = await publishFor(rate, SECONDS, target, true, sizes);
+  await sleep(1500);
+  const wallS = (now() - begin) / 1000 - 1.5;
+  const cpuByRole = meter.stop();
+  // each emulator hands over what it recorded and starts afresh
+  const latencies = (
+    await Promise.all(
+      emulators.map(
+        (emulator) =>
+          new Promise<number[]>((resolve) => {
+            emulator.once('message', (m: { latencies: number[] }) => resolve(m.latencies));
+            emulator.send({ report: true });
+          }),
+      ),
+    )
+  ).flat();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  const cpuS = [...cpuByRole.values()].reduce((a, b) => a + b, 0);
+  return { rate, deliveries: latencies.length, expected, wallS, cpuByRole, cpuS, p50: at(0.5), p99: at(0.99) };
+}
+
 async function run(name: string, mix: Mix, start: () => Promise<System>): Promise<Result> {
   const target = await start();
   const emulators: ChildProcess[] = [];
   try {
-    // RSS per idle connection is marginal: measured across the clients of all but the first
-    // emulator, so what the first connections cost once (code warming up, pools) is left out;
-    // from a collected heap, once as it is and once after another full collection.
+    // RSS per idle connection: what all the clients added to the idle server's RSS (every
+    // server process, each after a full collection), divided by their number; once as it
+    // is and once after another full collection. It includes what connecting grew once
+    // (V8's young generation, code warming up), as a user's server would see it.
     const rss = () => target.processes.reduce((sum, p) => sum + rssBytes(p.pid), 0);
     await target.collectGarbage();
-    let rssBefore = rss();
-    let counted = 0;
-    for (const [i, share] of shares(mix).entries()) {
+    const rssBefore = rss();
+    for (const share of shares(mix)) {
       emulators.push(await forkReady(fixture('clients.ts'), [target.system, target.base, JSON.stringify(share)]));
-      await sleep(1000);
-      if (i === 0 && EMULATORS > 1) {
-        await target.collectGarbage();
-        rssBefore = rss();
-      } else {
-        counted += share.websocket[1] + share.sse[1] + share.longpoll[1];
-      }
     }
-    const rssPerConnection = (rss() - rssBefore) / counted;
+    await sleep(1000);
+    const rssPerConnection = (rss() - rssBefore) / CLIENTS;
     await target.collectGarbage();
-    const rssPerConnectionGc = (rss() - rssBefore) / counted;
+    const rssPerConnectionGc = (rss() - rssBefore) / CLIENTS;
     const sizes = roomSizes(mix);
-    await publishFor(WARMUP_S, target, false, sizes);
-    await sleep(500);
-    const meter = cpuMeter(target.processes);
-    const begin = now();
-    const expected = await publishFor(SECONDS, target, true, sizes);
-    await sleep(1500);
-    const wallS = (now() - begin) / 1000 - 1.5;
-    const cpuByRole = meter.stop();
-    const latencies = (
-      await Promise.all(
-        emulators.map(
-          (emulator) =>
-            new Promise<number[]>((resolve) => {
-              emulator.once('message', (m: { latencies: number[] }) => resolve(m.latencies));
-              emulator.send({ report: true });
-            }),
-        ),
-      )
-    ).flat();
-    latencies.sort((a, b) => a - b);
-    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-    const cpuS = [...cpuByRole.values()].reduce((a, b) => a + b, 0);
-    return { name, deliveries: latencies.length, expected, wallS, cpuByRole, cpuS, rssPerConnection, rssPerConnectionGc, p50: at(0.5), p99: at(0.99) };
+    const phases: Phase[] = [];
+    for (const rate of RATES) phases.push(await measurePhase(rate, target, emulators, sizes));
+    return { name, rssPerConnection, rssPerConnectionGc, phases };
   } finally {
     for (const emulator of emulators) emulator.kill('SIGKILL');
     await target.stop();
@@ -308,21 +327,25 @@ const RUNNERS: Record<string, () => Promise<Result>> = {
 };
 
 function print(result: Result): void {
-  const roles = [...result.cpuByRole].map(([role, s]) => `${role} ${s.toFixed(2)}`).join(', ');
   console.log(
-    `${result.name.padEnd(10)} ${Math.round(result.deliveries / result.wallS)} deliveries/s (${result.deliveries}/${result.expected}), ` +
-      `p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ` +
-      `${Math.round(result.deliveries / result.cpuS)} deliveries/CPU-s (CPU s: ${roles}), ` +
-      `RSS per idle connection ${(result.rssPerConnection / 1024).toFixed(1)} KiB (${(result.rssPerConnectionGc / 1024).toFixed(1)} KiB after a full GC)`,
+    `${result.name}: RSS per idle connection ${(result.rssPerConnection / 1024).toFixed(1)} KiB ` +
+      `(${(result.rssPerConnectionGc / 1024).toFixed(1)} KiB after a full GC)`,
   );
+  for (const phase of result.phases) {
+    const roles = [...phase.cpuByRole].map(([role, s]) => `${role} ${s.toFixed(2)}`).join(', ');
+    console.log(
+      `  ${`${phase.rate} pub/s`.padEnd(11)} ${Math.round(phase.deliveries / phase.wallS)} deliveries/s (${phase.deliveries}/${phase.expected}), ` +
+        `p50 ${phase.p50.toFixed(1)} ms, p99 ${phase.p99.toFixed(1)} ms, ` +
+        `${Math.round(phase.deliveries / phase.cpuS)} deliveries/CPU-s (CPU s: ${roles})`,
+    );
+  }
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const perCpu = (r: Result) => r.deliveries / r.cpuS;
 
 console.log(
   `${CLIENTS} clients per system (kobold mix: ${MIX.websocket} WebSocket + ${MIX.sse} SSE + ${MIX.longpoll} long-poll; the others all WebSocket) ` +
-    `in ${ROOMS} rooms, ${RATE} publications/s for ${SECONDS} s after ${WARMUP_S} s warm-up, ${EMULATORS} emulator processes, ${RUNS} run(s); ` +
+    `in ${ROOMS} rooms, ${RATES.join(' then ')} publications/s for ${SECONDS} s each after ${WARMUP_S} s warm-up, ${EMULATORS} emulator processes, ${RUNS} run(s); ` +
     `Kobold hub backend: ${BACKEND ?? 'default'}, cluster scheduling: ${SCHED ?? 'default'}; V8 max semi-space: ${SEMI_SPACE_MB === undefined ? 'default' : `${SEMI_SPACE_MB} MiB`}`,
 );
 const results = new Map<string, Result[]>();
@@ -337,15 +360,22 @@ const medianOf = (name: string, measure: (r: Result) => number) => {
   const runs = results.get(name);
   return runs === undefined ? NaN : median(runs.map(measure));
 };
+const perCpuAt = (rate: number) => (r: Result) => {
+  const phase = r.phases.find((p) => p.rate === rate)!;
+  return phase.deliveries / phase.cpuS;
+};
 const ratio = (label: string, value: number, target: number, better: 'higher' | 'lower') => {
   if (Number.isNaN(value)) return;
   const met = better === 'higher' ? value >= target : value <= target;
-  console.log(`${label.padEnd(52)} ${value.toFixed(2)}x (target ${better === 'higher' ? '>=' : '<='} ${target}x: ${met ? 'met' : 'NOT met'})`);
+  console.log(`${label.padEnd(64)} ${value.toFixed(2)}x (target ${better === 'higher' ? '>=' : '<='} ${target}x: ${met ? 'met' : 'NOT met'})`);
 };
 console.log(RUNS > 1 ? `medians over ${RUNS} runs:` : 'ratios:');
 for (const kobold of ['kobold ws', 'kobold mix']) {
-  ratio(`deliveries per CPU-second, ${kobold} / socket.io`, medianOf(kobold, perCpu) / medianOf('socket.io', perCpu), 3, 'higher');
-  ratio(`deliveries per CPU-second, ${kobold} / bare ws`, medianOf(kobold, perCpu) / medianOf('bare ws', perCpu), 0.7, 'higher');
+  for (const rate of RATES) {
+    const perCpu = perCpuAt(rate);
+    ratio(`deliveries per CPU-second at ${rate} pub/s, ${kobold} / socket.io`, medianOf(kobold, perCpu) / medianOf('socket.io', perCpu), 3, 'higher');
+    ratio(`deliveries per CPU-second at ${rate} pub/s, ${kobold} / bare ws`, medianOf(kobold, perCpu) / medianOf('bare ws', perCpu), 0.7, 'higher');
+  }
   ratio(`RSS per idle connection, ${kobold} / socket.io`, medianOf(kobold, (r) => r.rssPerConnection) / medianOf('socket.io', (r) => r.rssPerConnection), 0.5, 'lower');
   ratio(`  the same after a full GC in every server process`, medianOf(kobold, (r) => r.rssPerConnectionGc) / medianOf('socket.io', (r) => r.rssPerConnectionGc), 0.5, 'lower');
 }

@@ -14,8 +14,13 @@ export const daemonDefaults = {
   startTimeoutMs: 30_000,
   /** node:cluster's: `rr` (the master accepts and hands each connection to a worker) or `none` (workers accept themselves). */
   clusterSchedulingPolicy: 'rr',
-  /** V8's young-generation semi-space cap for workers, in MiB; 0 keeps V8's own (16 MiB on 64-bit). */
-  workerMaxSemiSpaceMb: 0,
+  /**
+   * V8's young-generation semi-space cap for workers, in MiB (V8's own is 16 MiB on 64-bit).
+   * Workers hold many idle connections: a burst of them grows the young generation to its
+   * cap and the pages stay resident, 2 x 16 MiB per worker. At 4 MiB the hub measured the
+   * same CPU per delivery (bench/hub/scenario.bench.ts) and a plain HTTP route the same req/s.
+   */
+  workerMaxSemiSpaceMb: 4,
 } as const;
 
 export const serviceDefaults = {

@@ -190,7 +190,7 @@ export const configSchema = z
     /**
      * Caps V8's young generation in every worker (`--max-semi-space-size`, MiB). A burst of
      * connections grows it to V8's maximum and the pages stay resident afterwards; a small cap
-     * keeps idle connections cheap. 0: V8's default. Read at start, not on reload.
+     * keeps idle connections cheap. Default 4; 0: V8's default. Read at start, not on reload.
      */
     workerMaxSemiSpaceMb: nonNegative.default(daemonDefaults.workerMaxSemiSpaceMb),
     /** `kobold console`: a REPL socket per worker in `<runDir>/console/` (mode 0600). */
