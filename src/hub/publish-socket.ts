@@ -8,7 +8,7 @@ import pino, { type Logger } from 'pino';
 import { describeError, KoboldError } from '../errors.js';
 import type { HubNode } from './node.js';
 import { errorBody } from './protocol.js';
-import { parseServerCommand, runServerCommand } from './server-commands.js';
+import { asPublishCommand, parseServerCommand, runPublish, runServerCommand } from './server-commands.js';
 
 export interface PublishSocketOptions {
   socketPath: string;
@@ -34,7 +34,7 @@ export async function startPublishSocket(options: PublishSocketOptions): Promise
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', (error) => logger.debug({ err: describeError(error) }, 'hub: publish socket client error'));
-    serve(socket, options.node, maxLineBytes);
+    new Connection(socket, options.node, maxLineBytes);
   });
   if (existsSync(options.socketPath)) unlinkSync(options.socketPath);
   await new Promise<void>((resolve, reject) => {
@@ -55,44 +55,98 @@ export async function startPublishSocket(options: PublishSocketOptions): Promise
   };
 }
 
-/** Reads lines, runs them one after another (so one connection's publishes keep their order), replies per line. */
-function serve(socket: Socket, node: HubNode, maxLineBytes: number): void {
-  let buffered = '';
-  let skipping = false;
-  let chain = Promise.resolve();
-  socket.setEncoding('utf8');
-  socket.on('data', (text: string) => {
-    buffered += text;
+/**
+ * One client: reads lines and runs them one after another, so its publishes keep their
+ * order. A line that completes at once (a publish on the writer's own state, an error) is
+ * answered in the same turn, and the replies of one read go out in one write; a line after
+ * one still running waits for it.
+ */
+class Connection {
+  /** Text after the last newline read. */
+  private buffered = '';
+  /** The rest of a too-long line is being dropped. */
+  private skipping = false;
+  /** Replies of this read, written together at its end. */
+  private replies = '';
+  /** The newest line still running, and the lines after it; null when none is. */
+  private pending: Promise<void> | null = null;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly node: HubNode,
+    private readonly maxLineBytes: number,
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => this.read(text));
+    socket.on('end', () => this.end());
+  }
+
+  private read(text: string): void {
+    const buffered = this.buffered + text;
+    let start = 0;
     let newline;
-    while ((newline = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (skipping) {
-        skipping = false;
-        continue;
-      }
-      if (line.trim() === '') continue;
-      chain = chain.then(() => answer(socket, node, line, maxLineBytes));
+    while ((newline = buffered.indexOf('\n', start)) !== -1) {
+      const line = buffered.slice(start, newline);
+      start = newline + 1;
+      if (this.skipping) this.skipping = false;
+      else if (line.trim() !== '') this.run(line);
     }
-    if (Buffer.byteLength(buffered) > maxLineBytes && !skipping) {
-      const size = Buffer.byteLength(buffered);
-      buffered = '';
-      skipping = true;
-      chain = chain.then(() => reply(socket, undefined, new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: `more than ${size}`, limit: maxLineBytes })));
-    } else if (skipping) {
-      buffered = '';
+    const rest = start === 0 ? buffered : buffered.slice(start);
+    if (this.skipping) {
+      this.buffered = '';
+    } else if (rest.length * 3 > this.maxLineBytes && Buffer.byteLength(rest) > this.maxLineBytes) {
+      const size = Buffer.byteLength(rest);
+      this.buffered = '';
+      this.skipping = true;
+      this.reply(failure(undefined, new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: `more than ${size}`, limit: this.maxLineBytes })));
+    } else {
+      this.buffered = rest;
     }
-  });
-  socket.on('end', () => {
-    if (buffered.trim() !== '' && !skipping) chain = chain.then(() => answer(socket, node, buffered, maxLineBytes));
-    void chain.then(() => socket.end());
-  });
+    this.flush();
+  }
+
+  private end(): void {
+    if (this.buffered.trim() !== '' && !this.skipping) this.run(this.buffered);
+    this.flush();
+    if (this.pending === null) this.socket.end();
+    else void this.pending.then(() => this.socket.end());
+  }
+
+  private run(line: string): void {
+    if (this.pending !== null) return this.wait(this.pending.then(() => answer(this.node, line, this.maxLineBytes)));
+    const reply = answer(this.node, line, this.maxLineBytes);
+    if (typeof reply === 'string') this.replies += reply;
+    else this.wait(reply);
+  }
+
+  private reply(text: string): void {
+    if (this.pending === null) this.replies += text;
+    else this.wait(this.pending.then(() => text));
+  }
+
+  /** Writes the reply when it comes (after the lines before it); later lines wait for it. */
+  private wait(reply: Promise<string>): void {
+    const done: Promise<void> = reply.then((text) => {
+      write(this.socket, text);
+      if (this.pending === done) this.pending = null;
+    });
+    this.pending = done;
+  }
+
+  private flush(): void {
+    if (this.replies === '') return;
+    write(this.socket, this.replies);
+    this.replies = '';
+  }
 }
 
-async function answer(socket: Socket, node: HubNode, line: string, maxLineBytes: number): Promise<void> {
+/** The reply line (newline included) to one command line; a promise when the command runs on. */
+function answer(node: HubNode, line: string, maxLineBytes: number): string | Promise<string> {
   let id: unknown;
   try {
-    if (Buffer.byteLength(line) > maxLineBytes) throw new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: Buffer.byteLength(line), limit: maxLineBytes });
+    if (line.length * 3 > maxLineBytes && Buffer.byteLength(line) > maxLineBytes) {
+      throw new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: Buffer.byteLength(line), limit: maxLineBytes });
+    }
     let value: unknown;
     try {
       value = JSON.parse(line);
@@ -102,19 +156,31 @@ async function answer(socket: Socket, node: HubNode, line: string, maxLineBytes:
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'each line is a JSON object' });
     }
-    const { id: given, ...command } = value as Record<string, unknown>;
-    id = given;
-    const result = await runServerCommand(node, parseServerCommand(command));
-    write(socket, (id === undefined ? '{' : '{"id":' + JSON.stringify(id) + ',') + '"result":' + result + '}');
+    id = (value as Record<string, unknown>).id;
+    const publish = asPublishCommand(value as Record<string, unknown>);
+    const result = publish === null ? runOther(node, value as Record<string, unknown>) : runPublish(node, publish.channel, publish.data);
+    if (typeof result === 'string') return success(id, result);
+    const answered = id;
+    return result.then((json) => success(answered, json), (error: unknown) => failure(answered, error));
   } catch (error) {
-    reply(socket, id, error);
+    return failure(id, error);
   }
 }
 
-function reply(socket: Socket, id: unknown, error: unknown): void {
-  write(socket, JSON.stringify(id === undefined ? { error: errorBody(error) } : { id, error: errorBody(error) }));
+/** Any command but a well-formed publish: the schema checks it and names what is wrong. */
+function runOther(node: HubNode, value: Record<string, unknown>): Promise<string> {
+  const { id: _id, ...command } = value;
+  return runServerCommand(node, parseServerCommand(command));
 }
 
-function write(socket: Socket, line: string): void {
-  if (!socket.destroyed && socket.writable) socket.write(line + '\n');
+function success(id: unknown, result: string): string {
+  return (id === undefined ? '{' : '{"id":' + JSON.stringify(id) + ',') + '"result":' + result + '}\n';
+}
+
+function failure(id: unknown, error: unknown): string {
+  return JSON.stringify(id === undefined ? { error: errorBody(error) } : { id, error: errorBody(error) }) + '\n';
+}
+
+function write(socket: Socket, text: string): void {
+  if (!socket.destroyed && socket.writable) socket.write(text);
 }

@@ -2,10 +2,12 @@
 // rules apply, the caller is the site itself. One schema and one executor for both.
 import { z } from 'zod';
 import { KoboldError } from '../errors.js';
+import { hasLocalPublisher } from './backends/memory.js';
+import { MAX_CHANNEL_LENGTH } from './channels.js';
 import type { HubNode } from './node.js';
 import { encodeHistoryResult, encodePresenceResult, position } from './protocol.js';
 
-const channel = z.string().min(1).max(255);
+const channel = z.string().min(1).max(MAX_CHANNEL_LENGTH);
 
 export const serverCommand = z.discriminatedUnion('method', [
   z.object({ method: z.literal('publish'), channel, data: z.unknown() }).strict(),
@@ -32,11 +34,37 @@ export function parseServerCommand(value: unknown): ServerCommand {
   return parsed.data;
 }
 
+/**
+ * The common line, checked by hand: a publish that `serverCommand` accepts as it is
+ * (an `id` key aside). Anything else, null: parseServerCommand() then names the problem.
+ */
+export function asPublishCommand(value: Record<string, unknown>): { channel: string; data: unknown } | null {
+  for (const key in value) if (key !== 'method' && key !== 'channel' && key !== 'data' && key !== 'id') return null;
+  const { method, channel, data } = value;
+  if (method !== 'publish' || typeof channel !== 'string' || channel.length < 1 || channel.length > MAX_CHANNEL_LENGTH || data === undefined) return null;
+  return { channel, data };
+}
+
+/**
+ * Runs a publish; without a promise when the backend assigns positions itself (the
+ * writer's own state), with the checks of HubNode.publish.
+ */
+export function runPublish(node: HubNode, channel: string, data: unknown): string | Promise<string> {
+  const backend = node.backend;
+  if (!hasLocalPublisher(backend)) return node.publish(channel, data).then((assigned) => JSON.stringify(assigned));
+  node.namespaces.resolve(channel);
+  const json = JSON.stringify(data);
+  // Data JSON cannot hold: HubNode.publish names the problem.
+  if (json === undefined) return node.publish(channel, data).then((assigned) => JSON.stringify(assigned));
+  const assigned = backend.publishNow(channel, json);
+  return '{"offset":' + assigned.offset + ',"epoch":' + JSON.stringify(assigned.epoch) + '}';
+}
+
 /** Runs a server command; resolves with the result as JSON text. */
 export async function runServerCommand(node: HubNode, command: ServerCommand): Promise<string> {
   switch (command.method) {
     case 'publish':
-      return JSON.stringify(await node.publish(command.channel, command.data));
+      return runPublish(node, command.channel, command.data);
     case 'broadcast': {
       // Check every channel first, so a bad one fails the whole broadcast before anything is sent.
       for (const name of command.channels) node.namespaces.resolve(name);

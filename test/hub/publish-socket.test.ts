@@ -8,6 +8,8 @@ import { MemoryBackend } from '../../src/hub/backends/memory.js';
 import { HubNode } from '../../src/hub/node.js';
 import { resolveHubOptions } from '../../src/hub/options.js';
 import { type PublishSocket, startPublishSocket } from '../../src/hub/publish-socket.js';
+import { parseServerCommand } from '../../src/hub/server-commands.js';
+import type { HistoryQuery, HistoryResult } from '../../src/hub/types.js';
 
 /** Sends raw text, half-closes, and returns the reply lines. */
 function exchange(socketPath: string, text: string): Promise<any[]> {
@@ -20,6 +22,43 @@ function exchange(socketPath: string, text: string): Promise<any[]> {
     socket.on('error', reject);
     socket.end(text);
   });
+}
+
+/** Connects, writes each chunk after the previous one was sent (with a pause), half-closes, returns the reply lines. */
+function exchangeInChunks(socketPath: string, chunks: (string | Buffer)[]): Promise<any[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath, async () => {
+      for (const chunk of chunks) {
+        await new Promise<void>((written) => socket.write(chunk, () => written()));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      socket.end();
+    });
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => (received += chunk));
+    socket.on('end', () => resolve(received.split('\n').filter(Boolean).map((line) => JSON.parse(line))));
+    socket.on('error', reject);
+  });
+}
+
+/** History answers only after a pause: a command still running when the next lines arrive. */
+class SlowHistoryBackend extends MemoryBackend {
+  override async history(channel: string, query?: HistoryQuery): Promise<HistoryResult> {
+    const answer = this.historyNow(channel, query);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return answer;
+  }
+}
+
+/** The error the schema gives a command (the socket's answer before it checked publishes by hand). */
+function schemaError(command: Record<string, unknown>): string {
+  try {
+    parseServerCommand(command);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error(`the schema accepts ${JSON.stringify(command)}`);
 }
 
 describe('UNIX-socket publisher', () => {
@@ -70,5 +109,107 @@ describe('UNIX-socket publisher', () => {
     const replies = await exchange(socketPath, '{"method":"publish","channel":"news:z","data":true}');
     assert.equal(replies[0].result.offset, 1);
     assert.equal(statSync(socketPath).mode & 0o777, 0o660);
+  });
+
+  test('a well-formed publish is answered with its position and the id as given; its data is kept as JSON', async () => {
+    const ids = ['s', 7, { nested: [1] }, null, true];
+    const lines = ids.map((id, i) => JSON.stringify({ id, method: 'publish', channel: 'news:fast', data: { i, text: 'é\u2028' } }));
+    const replies = await exchange(socketPath, lines.join('\n') + '\n' + JSON.stringify({ method: 'history', channel: 'news:fast' }) + '\n');
+    assert.deepEqual(replies.slice(0, 5).map((r) => r.id), ids);
+    assert.deepEqual(replies.slice(0, 5).map((r) => r.result.offset), [1, 2, 3, 4, 5]);
+    const epoch = replies[0].result.epoch;
+    assert.equal(typeof epoch, 'string');
+    assert.deepEqual(replies[0].result, { offset: 1, epoch });
+    assert.deepEqual(replies[5].result.position, { offset: 5, epoch });
+    assert.deepEqual(replies[5].result.publications.map((p: any) => p.data), ids.map((_, i) => ({ i, text: 'é\u2028' })));
+  });
+
+  test('each malformed publish gets the error the schema gives, with its id', async () => {
+    const variants: Record<string, unknown>[] = [
+      { method: 'publish', channel: 'news:m' },
+      { method: 'publish', data: 1 },
+      { method: 'publish', channel: 5, data: 1 },
+      { method: 'publish', channel: '', data: 1 },
+      { method: 'publish', channel: 'news:' + 'x'.repeat(251), data: 1 },
+      { method: 'publish', channel: 'news:m', data: 1, extra: 2 },
+      { method: 'publish', channel: 'news:m', data: 1, extra: 2, more: 3 },
+      { method: 'publish', channel: ['news:m'], data: 1 },
+      { method: 'Publish', channel: 'news:m', data: 1 },
+      { method: null, channel: 'news:m', data: 1 },
+      { channel: 'news:m', data: 1 },
+    ];
+    const lines = variants.map((variant, i) => JSON.stringify({ id: i, ...variant }));
+    lines.push('{"id":"proto","method":"publish","channel":"news:m","data":1,"__proto__":{}}');
+    const replies = await exchange(socketPath, lines.join('\n') + '\n');
+    assert.equal(replies.length, variants.length + 1);
+    variants.forEach((variant, i) => {
+      assert.equal(replies[i].id, i);
+      assert.equal(replies[i].result, undefined, JSON.stringify(variant));
+      assert.equal(replies[i].error.message, schemaError(variant), JSON.stringify(variant));
+    });
+    assert.deepEqual(replies[variants.length], { id: 'proto', error: { code: 'KOBOLD_ERR_HUB_BAD_COMMAND', message: 'bad command: Unrecognized key: "__proto__"' } });
+    // 255 characters is still a channel name: only the namespace rules are left to say no.
+    const longest = await exchange(socketPath, JSON.stringify({ method: 'publish', channel: 'news:' + 'x'.repeat(250), data: 1 }) + '\n');
+    assert.equal(longest[0].result.offset, 1);
+  });
+
+  test('a well-formed publish to a bad or unknown channel gets the hub\'s error', async () => {
+    const replies = await exchange(socketPath, ['{"id":1,"method":"publish","channel":"news:a b","data":1}', '{"id":2,"method":"publish","channel":"sport:x","data":1}', ''].join('\n'));
+    assert.deepEqual(replies.map((r) => [r.id, r.error.code]), [
+      [1, 'KOBOLD_ERR_HUB_BAD_CHANNEL'],
+      [2, 'KOBOLD_ERR_HUB_UNKNOWN_NAMESPACE'],
+    ]);
+  });
+
+  test('many lines in one chunk: one reply each, in order', async () => {
+    const count = 500;
+    const lines = Array.from({ length: count }, (_, i) => (i % 100 === 50 ? '{broken' : JSON.stringify({ id: i, method: 'publish', channel: 'news:many', data: i })));
+    const replies = await exchange(socketPath, lines.join('\n') + '\n');
+    assert.equal(replies.length, count);
+    let offset = 0;
+    replies.forEach((reply, i) => {
+      if (i % 100 === 50) return assert.equal(reply.error.code, 'KOBOLD_ERR_HUB_INVALID_JSON');
+      assert.equal(reply.id, i);
+      assert.equal(reply.result.offset, ++offset);
+    });
+  });
+
+  test('a line split across chunks (inside a UTF-8 character too) is answered once whole', async () => {
+    const line = Buffer.from(JSON.stringify({ id: 'split', method: 'publish', channel: 'news:split', data: 'café' }) + '\n');
+    const cut = line.indexOf(Buffer.from('é')) + 1;
+    const replies = await exchangeInChunks(socketPath, [line.subarray(0, 10), line.subarray(10, cut), line.subarray(cut), '\n\n{"method":"history","channel":"news:split"}']);
+    assert.equal(replies.length, 2);
+    assert.equal(replies[0].id, 'split');
+    assert.equal(replies[0].result.offset, 1);
+    assert.deepEqual(replies[1].result.publications.map((p: any) => p.data), ['café']);
+  });
+
+  test('a too-long line split across chunks gets one error; the next line works', async () => {
+    const replies = await exchangeInChunks(socketPath, ['{"method":"publish","channel":"news:long","data":"' + 'x'.repeat(3000), 'x'.repeat(3000), '"}\n{"method":"publish","channel":"news:long","data":2}\n']);
+    assert.deepEqual(replies.map((r) => r.error?.code ?? r.result.offset), ['KOBOLD_ERR_HUB_TOO_LARGE', 1]);
+    assert.match(replies[0].error.message, /more than \d+ bytes/);
+  });
+
+  test('publishes after a command still running wait for it: replies and effects keep the line order', async () => {
+    const slowPath = join(dir, 'slow.sock');
+    const hub = resolveHubOptions({ namespaces: [{ name: 'news', historySize: 10 }] });
+    const slowNode = new HubNode({ backend: new SlowHistoryBackend({ namespaces: hub.namespaces }), hub });
+    const slowPublisher = await startPublishSocket({ socketPath: slowPath, node: slowNode });
+    try {
+      const history = '{"method":"history","channel":"news:o"}';
+      const publish = (n: number) => JSON.stringify({ id: n, method: 'publish', channel: 'news:o', data: n });
+      const replies = await exchangeInChunks(slowPath, [
+        [publish(1), history, publish(2), publish(3)].join('\n') + '\n',
+        // Arrives while the history above is still running.
+        [publish(4), history, '{nope', publish(5)].join('\n') + '\n',
+      ]);
+      assert.deepEqual(
+        replies.map((r) => r.error?.code ?? r.result.offset ?? r.result.publications.map((p: any) => p.data).join(',')),
+        [1, '1', 2, 3, 4, '1,2,3,4', 'KOBOLD_ERR_HUB_INVALID_JSON', 5],
+      );
+    } finally {
+      await slowPublisher.close();
+      await slowNode.close();
+    }
   });
 });

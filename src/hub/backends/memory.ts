@@ -34,6 +34,18 @@ export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
 }
 
+/**
+ * A backend that assigns positions itself, in this process: publishNow answers in the
+ * caller's turn (the writer's state behind the publish socket).
+ */
+export interface LocalPublisher {
+  publishNow(channel: string, data: string, options?: PublishOptions): StreamPosition;
+}
+
+export function hasLocalPublisher(value: object): value is LocalPublisher {
+  return typeof (value as Partial<LocalPublisher>).publishNow === 'function';
+}
+
 /** A channel's stream as one writer hands it to the next (reload): position and kept publications. */
 export interface StreamSnapshot {
   readonly channel: string;
@@ -100,7 +112,7 @@ class Stream {
   }
 }
 
-export class MemoryBackend implements HubBackend, Closer, LocalHistory {
+export class MemoryBackend implements HubBackend, Closer, LocalHistory, LocalPublisher {
   private readonly namespaces: NamespaceTable;
   private readonly now: () => number;
   private readonly streams = new Map<string, Stream>();
