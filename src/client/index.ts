@@ -117,7 +117,7 @@ export class HubClient {
     return this.currentState;
   }
 
-  /** Connects (falling back through the transports); resolves once connected. */
+  /** Connects (falling back through the transports); resolves once connected, with the channels subscribed so far in place. */
   connect(): Promise<void> {
     if (this.currentState === 'connected') return Promise.resolve();
     const connected = new Promise<void>((resolve) => this.connectedWaiters.push(resolve));

@@ -88,6 +88,19 @@ describe('hub client', () => {
     });
   }
 
+  for (const transport of ['websocket', 'sse'] as const) {
+    test(`${transport}: channels subscribed before connect() are in place once it resolves`, async () => {
+      const c = client(server, { transports: [transport] });
+      const seen: unknown[] = [];
+      c.subscribe(`news:before-${transport}`, (publication) => seen.push(publication.data));
+      await c.connect();
+      await server.node.publish(`news:before-${transport}`, 'first');
+      await until(() => seen.length === 1, 'the publication');
+      assert.deepEqual(seen, ['first']);
+      assert.equal(c.position(`news:before-${transport}`)?.offset, 1);
+    });
+  }
+
   test('sse: subscribing while the first stream is still opening keeps SSE and gets the channel', async () => {
     const c = client(noWebSocket, { transports: ['sse', 'longpoll'] });
     const connecting = c.connect();

@@ -77,26 +77,32 @@ export class WebSocketClientTransport implements ClientTransport {
     };
     await this.command('connect', { token: await this.context.token() });
     this.subscribed = new Set();
-    this.resync();
+    // Open once the channels known now are subscribed: what is published after connect() resolves reaches them.
+    await Promise.all(this.resync());
   }
 
-  resync(channel?: string): void {
+  /** Subscribes what is new (or `channel` again) and unsubscribes what is gone; resolves per subscribe, failed or not. */
+  resync(channel?: string): Promise<void>[] {
     const positions = this.context.positions();
+    const subscribing: Promise<void>[] = [];
     for (const [name, since] of positions) {
       if (this.subscribed.has(name) && name !== channel) continue;
       this.subscribed.add(name);
-      this.command('subscribe', since === undefined ? { channel: name } : { channel: name, since })
-        .then((answer) => this.context.events.caughtUp(name, answer))
-        .catch((error: HubClientError) => {
-          this.subscribed.delete(name);
-          if (error.code !== 'CLOSED') this.context.events.channelError(name, error);
-        });
+      subscribing.push(
+        this.command('subscribe', since === undefined ? { channel: name } : { channel: name, since })
+          .then((answer) => this.context.events.caughtUp(name, answer))
+          .catch((error: HubClientError) => {
+            this.subscribed.delete(name);
+            if (error.code !== 'CLOSED') this.context.events.channelError(name, error);
+          }),
+      );
     }
     for (const name of [...this.subscribed]) {
       if (positions.has(name)) continue;
       this.subscribed.delete(name);
       this.command('unsubscribe', { channel: name }).catch(() => {});
     }
+    return subscribing;
   }
 
   command(cmd: string, fields: Record<string, unknown>): Promise<any> {
