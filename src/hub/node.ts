@@ -16,6 +16,7 @@ import {
   type Hub,
   type HistoryResult,
   type HubBackend,
+  hasLocalPublisher,
   isCloser,
   isReconnectNotifier,
   type PresenceCounts,
@@ -89,6 +90,17 @@ export class HubNode implements Hub {
   publish(channel: string, data: unknown): Promise<StreamPosition> {
     this.namespaces.resolve(channel);
     return this.backend.publish(channel, toJson(data));
+  }
+
+  /**
+   * Publishes at once when the backend assigns positions in this process (the writer's
+   * own state), with the checks of publish(); null when it lives elsewhere (then publish()).
+   */
+  publishNow(channel: string, data: unknown): StreamPosition | null {
+    const backend = this.backend;
+    if (!hasLocalPublisher(backend)) return null;
+    this.namespaces.resolve(channel);
+    return backend.publishNow(channel, toJson(data));
   }
 
   /** Calls `listener` for every publication on `channel` seen by this process. */

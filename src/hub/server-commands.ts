@@ -2,7 +2,6 @@
 // rules apply, the caller is the site itself. One schema and one executor for both.
 import { z } from 'zod';
 import { KoboldError } from '../errors.js';
-import { hasLocalPublisher } from './backends/memory.js';
 import { MAX_CHANNEL_LENGTH } from './channels.js';
 import type { HubNode } from './node.js';
 import { encodeHistoryResult, encodePresenceResult, position } from './protocol.js';
@@ -47,16 +46,11 @@ export function asPublishCommand(value: Record<string, unknown>): { channel: str
 
 /**
  * Runs a publish; without a promise when the backend assigns positions itself (the
- * writer's own state), with the checks of HubNode.publish.
+ * writer's own state: HubNode.publishNow).
  */
 export function runPublish(node: HubNode, channel: string, data: unknown): string | Promise<string> {
-  const backend = node.backend;
-  if (!hasLocalPublisher(backend)) return node.publish(channel, data).then((assigned) => JSON.stringify(assigned));
-  node.namespaces.resolve(channel);
-  const json = JSON.stringify(data);
-  // Data JSON cannot hold: HubNode.publish names the problem.
-  if (json === undefined) return node.publish(channel, data).then((assigned) => JSON.stringify(assigned));
-  const assigned = backend.publishNow(channel, json);
+  const assigned = node.publishNow(channel, data);
+  if (assigned === null) return node.publish(channel, data).then((position) => JSON.stringify(position));
   return '{"offset":' + assigned.offset + ',"epoch":' + JSON.stringify(assigned.epoch) + '}';
 }
 

@@ -166,6 +166,15 @@ export function hasLocalHistory(value: object): value is LocalHistory {
   return typeof (value as Partial<LocalHistory>).historyNow === 'function';
 }
 
+/** A backend that assigns positions in this process (the writer's own state): publishes with no promise. */
+export interface LocalPublisher {
+  publishNow(channel: string, data: string, options?: PublishOptions): StreamPosition;
+}
+
+export function hasLocalPublisher(value: object): value is LocalPublisher {
+  return typeof (value as Partial<LocalPublisher>).publishNow === 'function';
+}
+
 // --- namespaces and access
 
 /**

@@ -8,6 +8,7 @@ import type {
   HistoryResult,
   HubBackend,
   LocalHistory,
+  LocalPublisher,
   NamespaceOptions,
   PresenceCounts,
   PresenceEntry,
@@ -32,18 +33,6 @@ const NO_HISTORY = { historySize: 0, historyTtlMs: 60_000 };
 
 export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
-}
-
-/**
- * A backend that assigns positions itself, in this process: publishNow answers in the
- * caller's turn (the writer's state behind the publish socket).
- */
-export interface LocalPublisher {
-  publishNow(channel: string, data: string, options?: PublishOptions): StreamPosition;
-}
-
-export function hasLocalPublisher(value: object): value is LocalPublisher {
-  return typeof (value as Partial<LocalPublisher>).publishNow === 'function';
 }
 
 /** A channel's stream as one writer hands it to the next (reload): position and kept publications. */
