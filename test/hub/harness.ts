@@ -1,6 +1,8 @@
 // An in-process HTTP + WebSocket server with the hub mounted, on 127.0.0.1:0, for tests.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { pack, unpack } from 'msgpackr';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MemoryBackend } from '../../src/hub/backends/memory.js';
 import { hubRoutes, webSocketServerOptions } from '../../src/hub/index.js';
@@ -80,14 +82,25 @@ export async function startTestServer(options: { hub?: HubOptionsInput; backend?
   };
 }
 
-/** A raw protocol client over `ws`: sends commands, collects every frame. */
+/**
+ * A raw protocol client over `ws`: sends commands, collects every frame. JSON by default;
+ * opened with the `kobold.msgpack` subprotocol it speaks MessagePack (binary messages).
+ */
 export class RawClient {
   readonly frames: Record<string, any>[] = [];
+  /** Text messages as they came (JSON). */
   readonly messages: string[] = [];
+  /** Whether each message that arrived was binary. */
+  readonly binary: boolean[] = [];
   closeCode: number | null = null;
   private nextId = 10_000; // above the ids tests write by hand
   private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data) => {
+    socket.on('message', (data, isBinary) => {
+      this.binary.push(isBinary);
+      if (isBinary) {
+        this.frames.push(unpack(data as Buffer));
+        return;
+      }
       const text = data.toString();
       this.messages.push(text);
       for (const line of text.split('\n')) this.frames.push(JSON.parse(line));
@@ -95,8 +108,8 @@ export class RawClient {
     socket.on('close', (code) => (this.closeCode = code));
   }
 
-  static async open(url: string): Promise<RawClient> {
-    const socket = new WebSocket(url);
+  static async open(url: string, subprotocol?: string): Promise<RawClient> {
+    const socket = subprotocol === undefined ? new WebSocket(url) : new WebSocket(url, subprotocol);
     await new Promise((resolve, reject) => {
       socket.once('open', resolve);
       socket.once('error', reject);
@@ -108,10 +121,15 @@ export class RawClient {
     this.socket.send(text);
   }
 
+  /** Sends a message in the connection's format (MessagePack when the subprotocol was chosen). */
+  send(value: unknown): void {
+    this.socket.send(this.socket.protocol === 'kobold.msgpack' ? pack(value) : JSON.stringify(value));
+  }
+
   /** Sends a command and resolves with its reply frame. */
   async call(cmd: string, fields: Record<string, unknown> = {}): Promise<Record<string, any>> {
     const id = this.nextId++;
-    this.socket.send(JSON.stringify({ id, cmd, ...fields }));
+    this.send({ id, cmd, ...fields });
     return this.waitFor((frame) => frame.id === id);
   }
 
@@ -142,3 +160,17 @@ export class RawClient {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Counts the writes that reach the server socket's TCP stream from now on (a writev of many frames is one). */
+export function countWrites(socket: WebSocket): () => number {
+  const raw = (socket as unknown as { _socket: Duplex & { _write: Function; _writev: Function } })._socket;
+  let writes = 0;
+  for (const method of ['_write', '_writev'] as const) {
+    const original = raw[method];
+    raw[method] = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return original.apply(this, args);
+    };
+  }
+  return () => writes;
+}

@@ -1,86 +1,17 @@
 // The WebSocket transport in MessagePack (subprotocol kobold.msgpack), end to end against a
 // real server: every frame both ways is binary and holds the JSON protocol's message.
 import assert from 'node:assert/strict';
-import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { pack, unpack } from 'msgpackr';
+import { pack } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { signHubToken } from '../../../src/hub/auth.js';
-import { RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
-
-/** A protocol client speaking MessagePack over `ws`: sends commands, collects every frame. */
-class MessagePackClient {
-  readonly frames: Record<string, any>[] = [];
-  /** Whether each message that arrived was binary. */
-  readonly binary: boolean[] = [];
-  closeCode: number | null = null;
-  private nextId = 10_000;
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on('message', (data, isBinary) => {
-      this.binary.push(isBinary);
-      this.frames.push(isBinary ? unpack(data as Buffer) : { text: data.toString() });
-    });
-    socket.on('close', (code) => (this.closeCode = code));
-  }
-
-  static async open(url: string): Promise<MessagePackClient> {
-    const socket = new WebSocket(url, 'kobold.msgpack');
-    await new Promise((resolve, reject) => {
-      socket.once('open', resolve);
-      socket.once('error', reject);
-    });
-    return new MessagePackClient(socket);
-  }
-
-  send(value: unknown): void {
-    this.socket.send(pack(value));
-  }
-
-  async call(cmd: string, fields: Record<string, unknown> = {}): Promise<Record<string, any>> {
-    const id = this.nextId++;
-    this.send({ id, cmd, ...fields });
-    return this.waitFor((frame) => frame.id === id);
-  }
-
-  async waitFor(predicate: (frame: Record<string, any>) => boolean, timeoutMs = 5000): Promise<Record<string, any>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.frames.find(predicate);
-      if (found !== undefined) return found;
-      if (Date.now() > deadline) throw new Error(`no matching frame; got ${JSON.stringify(this.frames)}`);
-      await sleep(5);
-    }
-  }
-
-  pubs(channel: string): Record<string, any>[] {
-    return this.frames.filter((frame) => frame.push === 'pub' && frame.channel === channel);
-  }
-
-  close(): void {
-    this.socket.terminate();
-  }
-}
-
-/** Counts the writes that reach the server socket's TCP stream from now on (a writev of many frames is one). */
-function countWrites(socket: WebSocket): () => number {
-  const raw = (socket as unknown as { _socket: Duplex & { _write: Function; _writev: Function } })._socket;
-  let writes = 0;
-  for (const method of ['_write', '_writev'] as const) {
-    const original = raw[method];
-    raw[method] = function (this: unknown, ...args: unknown[]) {
-      writes++;
-      return original.apply(this, args);
-    };
-  }
-  return () => writes;
-}
+import { countWrites, RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
 
 describe('WebSocket transport in MessagePack', () => {
   let server: TestServer;
   const clients: { close(): void }[] = [];
   const open = async (token?: string) => {
-    const client = await MessagePackClient.open(server.ws);
+    const client = await RawClient.open(server.ws, 'kobold.msgpack');
     clients.push(client);
     const reply = await client.call('connect', token === undefined ? {} : { token });
     assert.ok(reply.result, JSON.stringify(reply));
@@ -158,7 +89,7 @@ describe('WebSocket transport in MessagePack', () => {
   });
 
   test('bad input gets a MessagePack error frame naming the problem, and the connection stays open', async () => {
-    const client = await MessagePackClient.open(server.ws);
+    const client = await RawClient.open(server.ws, 'kobold.msgpack');
     clients.push(client);
     const expectError = async (send: () => void, code: string, pattern: RegExp, id?: number) => {
       const seen = client.frames.length;
@@ -185,7 +116,7 @@ describe('WebSocket transport in MessagePack', () => {
   });
 
   test('an invalid token gets an error and close code 3500', async () => {
-    const client = await MessagePackClient.open(server.ws);
+    const client = await RawClient.open(server.ws, 'kobold.msgpack');
     clients.push(client);
     client.send({ id: 1, cmd: 'connect', token: 'not-a-jwt' });
     const reply = await client.waitFor((frame) => frame.id === 1);

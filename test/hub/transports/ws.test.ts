@@ -1,23 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { signHubToken } from '../../../src/hub/auth.js';
-import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import { RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
-
-/** Counts the writes that reach the server socket's TCP stream from now on (a writev of many frames is one). */
-function countWrites(socket: WebSocket): () => number {
-  const raw = (socket as unknown as { _socket: Duplex & { _write: Function; _writev: Function } })._socket;
-  let writes = 0;
-  for (const method of ['_write', '_writev'] as const) {
-    const original = raw[method];
-    raw[method] = function (this: unknown, ...args: unknown[]) {
-      writes++;
-      return original.apply(this, args);
-    };
-  }
-  return () => writes;
-}
+import { countWrites, RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
 
 describe('WebSocket transport', () => {
   let server: TestServer;
