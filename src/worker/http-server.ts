@@ -48,6 +48,11 @@ export class WorkerHttpServer {
   /** Each open connection, with the timer its first request's headers must beat. */
   private readonly connections = new Map<Socket, NodeJS.Timeout | undefined>();
   private readonly openResponses = new Set<ServerResponse>();
+  /** Requests whose body is still due, with their deadline, oldest first (see limitBodyTime). */
+  private readonly bodyDeadlines = new Map<IncomingMessage, number>();
+  private bodyTimer: NodeJS.Timeout | null = null;
+  /** One listener for every response's 'close' (no closure per request). */
+  private readonly responseClosed: (this: ServerResponse) => void;
 
   constructor(
     private readonly options: HttpConfig,
@@ -56,6 +61,10 @@ export class WorkerHttpServer {
     private readonly onUpgrade: UpgradeHandler,
     private readonly preHandler: PreHandler = () => false,
   ) {
+    const server = this;
+    this.responseClosed = function (this: ServerResponse) {
+      server.closeResponse(this);
+    };
     this.server = createServer({
       keepAliveTimeout: options.keepAliveTimeoutMs,
       headersTimeout: options.headersTimeoutMs,
@@ -146,25 +155,46 @@ export class WorkerHttpServer {
     this.inFlight += 1;
     this.openResponses.add(res);
     if (this.draining) res.setHeader('connection', 'close');
-    res.once('close', () => {
-      this.inFlight -= 1;
-      this.requests += 1;
-      this.lastActiveAt = Date.now();
-      this.openResponses.delete(res);
-    });
+    res.on('close', this.responseClosed);
     this.dispatch(req, res);
   }
 
-  /** A body must arrive within requestTimeoutMs (Node itself checks only every 30 s): slow-body clients get 408. */
+  private closeResponse(res: ServerResponse): void {
+    if (!this.openResponses.delete(res)) return;
+    this.inFlight -= 1;
+    this.requests += 1;
+    this.lastActiveAt = Date.now();
+    if (res.req.complete) this.bodyDeadlines.delete(res.req);
+  }
+
+  /**
+   * A body must arrive within requestTimeoutMs (Node itself checks only every 30 s): slow-body
+   * clients get 408. One timer for all requests, not one each (a poll's body nearly always
+   * comes with its headers): deadlines are kept in arrival order and checked when the oldest
+   * is due.
+   */
   private limitBodyTime(req: IncomingMessage): void {
-    const timer = setTimeout(() => {
+    this.bodyDeadlines.set(req, Date.now() + this.options.requestTimeoutMs);
+    this.bodyTimer ??= setTimeout(() => this.checkBodyDeadlines(), this.options.requestTimeoutMs).unref();
+  }
+
+  private checkBodyDeadlines(): void {
+    this.bodyTimer = null;
+    const now = Date.now();
+    for (const [req, deadline] of this.bodyDeadlines) {
+      if (req.complete || req.socket.destroyed) {
+        this.bodyDeadlines.delete(req);
+        continue;
+      }
+      if (deadline > now) {
+        this.bodyTimer = setTimeout(() => this.checkBodyDeadlines(), deadline - now).unref();
+        return;
+      }
+      this.bodyDeadlines.delete(req);
       const error = new KoboldError('KOBOLD_ERR_BAD_REQUEST', { reason: `the request body did not arrive within ${this.options.requestTimeoutMs} ms` });
       req.socket.end(rawError('408 Request Timeout', error));
       req.socket.destroySoon();
-    }, this.options.requestTimeoutMs);
-    const done = () => clearTimeout(timer);
-    req.once('end', done);
-    req.once('close', done);
+    }
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

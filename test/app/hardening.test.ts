@@ -114,6 +114,27 @@ test('a request body that arrives too slowly gets 408 and the connection is clos
   assert.match(received(), /the request body did not arrive within 700 ms/);
 });
 
+test('slow bodies started at different times are each cut at their deadline; a body completed in time is answered', async () => {
+  const head = (length: number) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+  const first = await rawConnection();
+  first.socket.write(`${head(100)}{"a":`);
+  await new Promise((r) => setTimeout(r, 300));
+  const second = await rawConnection();
+  second.socket.write(`${head(100)}{"b":`);
+  const inTime = await rawConnection();
+  inTime.socket.write(`${head(7)}{"c":`);
+  await new Promise((r) => setTimeout(r, 200));
+  inTime.socket.write('1}');
+  await Promise.all([first.closed, second.closed]);
+  for (const { received } of [first, second]) {
+    assert.match(received(), /^HTTP\/1\.1 408 Request Timeout/);
+    assert.match(received(), /the request body did not arrive within 700 ms/);
+  }
+  assert.match(inTime.received(), /^HTTP\/1\.1 200 OK/);
+  assert.match(inTime.received(), /\{"body":\{"c":1\}\}$/);
+  inTime.socket.destroy();
+});
+
 test('an idle keep-alive connection is closed after keepAliveTimeoutMs', async () => {
   const { socket, received, closed } = await rawConnection();
   socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
