@@ -10,7 +10,7 @@ import { checkAccess } from '../channels.js';
 import type { HubNode } from '../node.js';
 import { encodeHistoryResult, errorBody, type PollRequest, parsePollRequest } from '../protocol.js';
 import { hasLocalHistory, type HistoryQuery, type HistoryResult, type Principal, type StreamPosition } from '../types.js';
-import { bearerToken, parseJson, readBodyThen } from './http.js';
+import { bearerToken, noBodyThen, parseJson, readBodyThen } from './http.js';
 
 export interface CatchUp {
   /** `{"channels":{ch: {position, lost, publications}}, "errors":{ch: {code, message}}}` */
@@ -96,10 +96,9 @@ export interface Poll {
 /**
  * Reads and checks a long-poll or refresh request: POST with a JSON body, or GET with the
  * same fields in the query string (`channels` as URL-encoded JSON, `token`, `timeoutMs`).
- * Calls `then` once the socket read that brought the request is done (setImmediate), not
- * from inside the request handler: a POST's body is then there whole, and measured, the
- * answers of a turn written after its reads cost less per poll than each one written
- * between them.
+ * Calls `then` once the turn's socket reads are done (readBodyThen), not from inside the
+ * request handler: a POST's body is then there whole, and measured, the answers of a turn
+ * written after its reads cost less per poll than each one written between them.
  */
 export function readPoll(node: HubNode, req: IncomingMessage, then: (error: unknown, poll: Poll | null) => void): void {
   readPollText(node, req, (error, body) => {
@@ -113,9 +112,9 @@ export function readPoll(node: HubNode, req: IncomingMessage, then: (error: unkn
   });
 }
 
-/** readPoll's first half: the request's body ('' for GET), once the socket read that brought it is done. */
+/** readPoll's first half: the request's body ('' for GET), once the turn's socket reads are done. */
 export function readPollText(node: HubNode, req: IncomingMessage, then: (error: unknown, body: string) => void): void {
-  if (req.method === 'GET') setImmediate(then, null, '');
+  if (req.method === 'GET') noBodyThen(then);
   else if (req.method === 'POST') readBodyThen(req, node.options.limits.maxMessageBytes, then);
   else then(new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'use POST (a JSON body) or GET (the query string) for this endpoint' }), '');
 }

@@ -1,8 +1,9 @@
 // Small HTTP helpers shared by the HTTP-facing transports and the server API.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { readBody as readRequestBody } from '../../app/body.js';
 import { KoboldError } from '../../errors.js';
 import { errorBody } from '../protocol.js';
+import { type Flushable, flushAtTurnEnd } from '../turn.js';
 
 /** Reads a request body up to `limit` bytes; KOBOLD_ERR_HUB_TOO_LARGE beyond. */
 export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
@@ -14,9 +15,10 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
  * Calls `then` with the request's body (at most `limit` bytes). A small body normally comes in
  * the socket read that brought the headers, and Node's parser hands it over right after the
  * request handler returns (not within the same tick: the handler runs in a callback scope of
- * its own). So the body is looked for once that read is done, in setImmediate: it is then
- * whole in the request's buffer and taken in one read, with no stream events and no promise.
- * A body still on its way is read as it arrives (readBody).
+ * its own). So the body is looked for once the turn's reads are done (flushAtTurnEnd: one
+ * setImmediate for all of them, and the nextTicks their answers leave run once, not once per
+ * request): it is then whole in the request's buffer and taken in one read, with no stream
+ * events and no promise. A body still on its way is read as it arrives (readBody).
  */
 export function readBodyThen(req: IncomingMessage, limit: number, then: (error: unknown, body: string) => void): void {
   const declared = Number(req.headers['content-length']);
@@ -25,19 +27,33 @@ export function readBodyThen(req: IncomingMessage, limit: number, then: (error: 
     then(new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: declared, limit }), '');
     return;
   }
-  setImmediate(takeBody, req, limit, then);
+  flushAtTurnEnd(new BodyAtTurnEnd(req, limit, then));
 }
 
-function takeBody(req: IncomingMessage, limit: number, then: (error: unknown, body: string) => void): void {
-  if (req.complete && req.readableLength <= limit) {
-    const body = req.read() as Buffer | null;
-    then(null, body === null ? '' : body.toString());
-    return;
+/** `then('')` once the turn's reads are done, like readBodyThen, for a request with no body (GET). */
+export function noBodyThen(then: (error: unknown, body: string) => void): void {
+  flushAtTurnEnd(new BodyAtTurnEnd(null, 0, then));
+}
+
+class BodyAtTurnEnd implements Flushable {
+  constructor(
+    private readonly req: IncomingMessage | null,
+    private readonly limit: number,
+    private readonly then: (error: unknown, body: string) => void,
+  ) {}
+
+  flush(): void {
+    const { req, limit, then } = this;
+    if (req === null) return then(null, '');
+    if (req.complete && req.readableLength <= limit) {
+      const body = req.read() as Buffer | null;
+      return then(null, body === null ? '' : body.toString());
+    }
+    readBody(req, limit).then(
+      (body) => then(null, body),
+      (error: unknown) => then(error, ''),
+    );
   }
-  readBody(req, limit).then(
-    (body) => then(null, body),
-    (error: unknown) => then(error, ''),
-  );
 }
 
 /** Parses JSON text; KOBOLD_ERR_HUB_INVALID_JSON names the problem. */
@@ -54,15 +70,31 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   return parseJson(await readBody(req, limit));
 }
 
-/** `json` as text, or as a Buffer kept ready (refresh answers sent again). */
-export function sendJson(res: ServerResponse, status: number, json: string | Buffer): void {
+/** A JSON answer encoded once with its headers, to be sent again as is (refresh answers kept ready). */
+export class ReadyJson {
+  readonly body: Buffer;
+  readonly headers: OutgoingHttpHeaders;
+
+  constructor(json: string) {
+    this.body = Buffer.from(json);
+    this.headers = jsonHeaders(this.body.length);
+  }
+}
+
+function jsonHeaders(length: number): OutgoingHttpHeaders {
+  return { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-cache, no-store', 'Content-Length': length };
+}
+
+/** `json` as text, or a ReadyJson kept ready (refresh answers sent again). */
+export function sendJson(res: ServerResponse, status: number, json: string | ReadyJson): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Cache-Control': 'no-cache, no-store',
-    'Content-Length': Buffer.byteLength(json),
-  });
-  res.end(json);
+  if (typeof json === 'string') {
+    res.writeHead(status, jsonHeaders(Buffer.byteLength(json)));
+    res.end(json);
+  } else {
+    res.writeHead(status, json.headers);
+    res.end(json.body);
+  }
 }
 
 /** An error as `{ "error": { code, message } }` with the error's HTTP status (500 for unexpected ones). */

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HubNode } from '../node.js';
 import type { Principal } from '../types.js';
 import { catchUp, catchUpNow, type Poll, pollOf, principalOf, readPollText } from './catch-up.js';
-import { sendError, sendJson } from './http.js';
+import { ReadyJson, sendError, sendJson } from './http.js';
 
 /** A backend that tells when a channel's head may have moved (ShmBackend). */
 export interface HeadVersions {
@@ -26,7 +26,7 @@ const MAX_KEY_LENGTH = 2048;
 const MAX_ANSWERS = 1000;
 
 interface KeptAnswer {
-  readonly json: Buffer;
+  readonly json: ReadyJson;
   readonly channels: readonly string[];
   readonly versions: readonly number[];
 }
@@ -52,7 +52,7 @@ export class UpToDateAnswers {
     return key.length > MAX_KEY_LENGTH ? null : key;
   }
 
-  get(key: string): Buffer | null {
+  get(key: string): ReadyJson | null {
     const kept = this.answers.get(key);
     if (kept === undefined) return null;
     for (let i = 0; i < kept.channels.length; i++) {
@@ -69,11 +69,11 @@ export class UpToDateAnswers {
     return channels.map((channel) => this.heads.headVersion(channel));
   }
 
-  set(key: string, channels: readonly string[], versions: readonly number[], json: string): Buffer {
-    const buffer = Buffer.from(json);
+  set(key: string, channels: readonly string[], versions: readonly number[], json: string): ReadyJson {
+    const ready = new ReadyJson(json);
     if (this.answers.size >= MAX_ANSWERS) this.answers.delete(this.answers.keys().next().value as string);
-    this.answers.set(key, { json: buffer, channels, versions });
-    return buffer;
+    this.answers.set(key, { json: ready, channels, versions });
+    return ready;
   }
 }
 

@@ -274,7 +274,8 @@ describe('UpToDateAnswers', () => {
     versions.set('a', 1).set('b', 7);
     const key = answers.keyOf(req('/hub/refresh?x'), '')!;
     answers.set(key, ['a', 'b'], answers.versionsOf(['a', 'b']), '{"ok":1}');
-    assert.equal(answers.get(key)?.toString(), '{"ok":1}');
+    assert.equal(answers.get(key)?.body.toString(), '{"ok":1}');
+    assert.equal(answers.get(key)?.headers['Content-Length'], 8);
     assert.equal(answers.get(answers.keyOf(req('/hub/refresh?y'), '')!), null);
     versions.set('b', 8);
     assert.equal(answers.get(key), null);
@@ -289,7 +290,7 @@ describe('UpToDateAnswers', () => {
     for (let i = 0; i < 1005; i++) answers.set(`k${i}`, [], [], `${i}`);
     assert.equal(answers.size, 1000);
     assert.equal(answers.get('k4'), null);
-    assert.equal(answers.get('k5')?.toString(), '5');
-    assert.equal(answers.get('k1004')?.toString(), '1004');
+    assert.equal(answers.get('k5')?.body.toString(), '5');
+    assert.equal(answers.get('k1004')?.body.toString(), '1004');
   });
 });
