@@ -1,5 +1,4 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import repl from 'node:repl';
 import { describeError } from '../errors.js';
 import { listenUnix, removeSocketFile } from '../ipc/unix-socket.js';
 import type { Logger } from '../log/logger.js';
@@ -55,13 +54,19 @@ export class DebugConsole {
         socket.end('kobold console: expected a JSON hello line\n');
         return;
       }
+      // Held until the REPL reads it (it resumes the socket).
+      socket.pause();
       if (rest.length > 0) socket.unshift(Buffer.from(rest));
-      this.start(socket, terminal);
+      void this.start(socket, terminal);
     };
     socket.on('data', onData);
   }
 
-  private start(socket: Socket, terminal: boolean): void {
+  private async start(socket: Socket, terminal: boolean): Promise<void> {
+    // Loaded on the first session, not with the worker: node:repl loads node:domain, which
+    // then wraps the construction and every emit of each EventEmitter in the process.
+    const { default: repl } = await import('node:repl');
+    if (socket.destroyed) return;
     this.logger.info('debug console session opened');
     const server = repl.start({ input: socket, output: socket, prompt: this.prompt, terminal, useGlobal: false, ignoreUndefined: true });
     Object.assign(server.context, this.scope());
