@@ -22,7 +22,8 @@ export class HubHttpMount {
   private readonly streamPaths: Set<string>;
   private readonly wss: WebSocketServer;
   private readonly accept: ReturnType<typeof hubRoutes>['acceptWebSocket'];
-  private clientBundle: Promise<string> | null = null;
+  /** Built once per worker and variant, on the first request (esbuild takes ~100 ms). */
+  private readonly clientBundles = new Map<'json' | 'msgpack', Promise<string>>();
   private draining = false;
 
   constructor(
@@ -42,7 +43,10 @@ export class HubHttpMount {
         ? (_req: IncomingMessage, res: ServerResponse) => sendError(res, new KoboldError('KOBOLD_ERR_HUB_API_DISABLED'))
         : createApiHandler(node, { apiKey: settings.apiKey, maxBodyBytes: settings.maxApiBodyBytes });
     for (const method of SERVER_METHODS) this.routes.set(`${settings.apiPrefix}/${method}`, api);
-    if (settings.serveClientBundle) this.routes.set(`${settings.pathPrefix}/client.js`, (req, res) => this.serveClient(req, res));
+    if (settings.serveClientBundle) {
+      this.routes.set(`${settings.pathPrefix}/client.js`, (req, res) => this.serveClient(req, res, 'json'));
+      this.routes.set(`${settings.pathPrefix}/client-msgpack.js`, (req, res) => this.serveClient(req, res, 'msgpack'));
+    }
   }
 
   handleHttp(req: IncomingMessage, res: ServerResponse): boolean {
@@ -75,20 +79,24 @@ export class HubHttpMount {
     await this.node.close({ closeBackend: false });
   }
 
-  private serveClient(req: IncomingMessage, res: ServerResponse): void {
+  /** The browser client; `msgpack`: the build that also exports the MessagePack codec (4x the size). */
+  private serveClient(req: IncomingMessage, res: ServerResponse, variant: 'json' | 'msgpack'): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(res, new KoboldError('KOBOLD_ERR_HUB_BAD_COMMAND', { reason: 'use GET for this endpoint' }));
       return;
     }
-    // Built once per worker, on the first request (esbuild takes ~100 ms).
-    this.clientBundle ??= import('../client/build.js').then(({ bundleClient }) => bundleClient());
-    this.clientBundle.then(
+    let bundle = this.clientBundles.get(variant);
+    if (bundle === undefined) {
+      bundle = import('../client/build.js').then(({ bundleClient }) => bundleClient({ messagePack: variant === 'msgpack' }));
+      this.clientBundles.set(variant, bundle);
+    }
+    bundle.then(
       (code) => {
         res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': Buffer.byteLength(code), 'cache-control': 'no-cache' });
         res.end(req.method === 'HEAD' ? undefined : code);
       },
       (error: unknown) => {
-        this.clientBundle = null;
+        this.clientBundles.delete(variant);
         this.logger.error({ err: describeError(error) }, 'hub: could not build the browser client (is esbuild installed?)');
         sendError(res, new KoboldError('KOBOLD_ERR_HUB_INTERNAL'));
       },

@@ -36,7 +36,11 @@ test('the page, the client bundle and the API are served by the daemon', async (
   const page = await fetch(project.url + '/');
   assert.match(await page.text(), /<script type="module" src="\/chat\/assets\/chat.js">/);
   assert.equal((await fetch(project.url + '/chat/assets/chat.js')).status, 200);
-  assert.equal((await fetch(project.url + '/hub/client.js')).status, 200);
+  const client = await (await fetch(project.url + '/hub/client.js')).text();
+  assert.match(client, /export\s*\{[^}]*HubClient/);
+  assert.doesNotMatch(client, /export\s*\{[^}]*messagePack/, 'the default client leaves MessagePack out');
+  const withMessagePack = await (await fetch(project.url + '/hub/client-msgpack.js')).text();
+  assert.match(withMessagePack, /export\s*\{[^}]*messagePack/);
   const rooms = await (await fetch(project.url + '/chat/api/rooms')).json();
   assert.deepEqual(rooms.result.rooms.map((r: { name: string }) => r.name), ['lobby']);
 });
