@@ -51,8 +51,9 @@ export class WorkerHttpServer {
   /** Requests whose body is still due, with their deadline, oldest first (see limitBodyTime). */
   private readonly bodyDeadlines = new Map<IncomingMessage, number>();
   private bodyTimer: NodeJS.Timeout | null = null;
-  /** One listener for every response's 'close' (no closure per request). */
+  /** One listener for every response's 'close' and one for every connection's (no closure each). */
   private readonly responseClosed: (this: ServerResponse) => void;
+  private readonly connectionClosed: (this: Socket) => void;
 
   constructor(
     private readonly options: HttpConfig,
@@ -64,6 +65,10 @@ export class WorkerHttpServer {
     const server = this;
     this.responseClosed = function (this: ServerResponse) {
       server.closeResponse(this);
+    };
+    this.connectionClosed = function (this: Socket) {
+      clearTimeout(server.connections.get(this));
+      server.connections.delete(this);
     };
     this.server = createServer({
       keepAliveTimeout: options.keepAliveTimeoutMs,
@@ -135,10 +140,7 @@ export class WorkerHttpServer {
       socket.destroySoon();
     }, this.options.headersTimeoutMs);
     this.connections.set(socket, headersTimer);
-    socket.once('close', () => {
-      clearTimeout(this.connections.get(socket));
-      this.connections.delete(socket);
-    });
+    socket.on('close', this.connectionClosed);
   }
 
   /** The first request's headers arrived: the timer is done, and no longer kept per connection. */
