@@ -28,6 +28,7 @@
 //     HUB_BENCH_SYSTEMS=kobold-ws,kobold-mix,socketio,ws
 //     HUB_BENCH_BACKEND=shm|socket (Kobold's hub backend; unset: the daemon's default)
 //     HUB_BENCH_SCHED=rr|none (Kobold's clusterSchedulingPolicy; unset: its default)
+//     HUB_BENCH_WRITE_DELAY_MS=N (Kobold's hub.limits.writeDelayMs; unset: its default, 0)
 //     HUB_BENCH_SEMI_SPACE_MB=N (V8's --max-semi-space-size for every system's server
 //     processes: Kobold's workerMaxSemiSpaceMb, the others' node flags; unset: each
 //     system's default, which is 4 MiB in Kobold's workers and V8's 16 MiB in the others)
@@ -56,6 +57,8 @@ const RUNS = Math.max(1, setting('RUNS', 1));
 const BACKEND = process.env.HUB_BENCH_BACKEND;
 /** Kobold's cluster scheduling policy (`rr` or `none`); unset: the daemon's default. */
 const SCHED = process.env.HUB_BENCH_SCHED;
+/** Kobold's write delay (hub.limits.writeDelayMs); unset: its default. */
+const WRITE_DELAY_MS = process.env.HUB_BENCH_WRITE_DELAY_MS === undefined ? undefined : Number(process.env.HUB_BENCH_WRITE_DELAY_MS);
 /** V8's young-generation cap (MiB) in every system's server processes, so all get the same treatment. */
 const SEMI_SPACE_MB = process.env.HUB_BENCH_SEMI_SPACE_MB === undefined ? undefined : Number(process.env.HUB_BENCH_SEMI_SPACE_MB);
 const SYSTEMS = (process.env.HUB_BENCH_SYSTEMS ?? 'kobold-ws,kobold-mix,socketio,ws').split(',');
@@ -246,7 +249,7 @@ async function kobold(): Promise<System> {
       services: { web: { port, workers: 2, maxWorkers: 2, scaling: { enabled: false }, http: { maxConnections: 100_000 } } },
       hub: {
         namespaces: [{ name: 'bench', subscribe: 'anyone', historySize: 100 }],
-        limits: { maxSubscriptionsPerConnection: 4 },
+        limits: { maxSubscriptionsPerConnection: 4, ...(WRITE_DELAY_MS === undefined ? {} : { writeDelayMs: WRITE_DELAY_MS }) },
         ...(BACKEND === undefined ? {} : { backend: BACKEND }),
       },
     }),
@@ -346,7 +349,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 console.log(
   `${CLIENTS} clients per system (kobold mix: ${MIX.websocket} WebSocket + ${MIX.sse} SSE + ${MIX.longpoll} long-poll; the others all WebSocket) ` +
     `in ${ROOMS} rooms, ${RATES.join(' then ')} publications/s for ${SECONDS} s each after ${WARMUP_S} s warm-up, ${EMULATORS} emulator processes, ${RUNS} run(s); ` +
-    `Kobold hub backend: ${BACKEND ?? 'default'}, cluster scheduling: ${SCHED ?? 'default'}; V8 max semi-space: ${SEMI_SPACE_MB === undefined ? 'default' : `${SEMI_SPACE_MB} MiB`}`,
+    `Kobold hub backend: ${BACKEND ?? 'default'}, cluster scheduling: ${SCHED ?? 'default'}, write delay: ${WRITE_DELAY_MS ?? 'default'}; V8 max semi-space: ${SEMI_SPACE_MB === undefined ? 'default' : `${SEMI_SPACE_MB} MiB`}`,
 );
 const results = new Map<string, Result[]>();
 for (let i = 0; i < RUNS; i++) {

@@ -2,7 +2,7 @@
 // it: frames due to one connection in one event-loop turn leave in one writeMany; a
 // connection that does not keep up never makes the queue grow past maxQueueBytes.
 import type { DisconnectReason } from './disconnect.js';
-import { flushAtTurnEnd, type Flushable } from './turn.js';
+import { flushAtTurnEnd, type Flushable, flushWithin } from './turn.js';
 import type { Publication, StreamPosition } from './types.js';
 
 export type TransportName = 'websocket' | 'sse';
@@ -33,6 +33,8 @@ export interface OutboundLimits {
   maxQueueBytes: number;
   writeHighWaterBytes: number;
   slowConsumerPolicy: 'drop' | 'disconnect';
+  /** 0: flush at the end of the turn; N: within N ms (see HubLimits.writeDelayMs). */
+  writeDelayMs: number;
 }
 
 /** What the queue asks of the connection it belongs to (an interface, not callbacks: no closures per connection). */
@@ -74,7 +76,10 @@ export class OutboundQueue implements Flushable {
       this.dropOldest();
     }
     // The first frame of a batch asks for the flush; while waiting for drain, the drain does.
-    if (this.frames.length === 1 && !this.waitingForDrain) flushAtTurnEnd(this);
+    if (this.frames.length === 1 && !this.waitingForDrain) {
+      if (this.limits.writeDelayMs === 0) flushAtTurnEnd(this);
+      else flushWithin(this.limits.writeDelayMs, this);
+    }
   }
 
   flush(): void {

@@ -1,6 +1,7 @@
 // The one place where writes are batched: everything due in one event-loop turn is
 // flushed together once the turn's I/O callbacks have run (setImmediate), so a
-// connection gets one write per turn however many frames were queued for it.
+// connection gets one write per turn however many frames were queued for it; with a
+// write delay, everything due within it (flushWithin).
 
 export interface Flushable {
   flush(): void;
@@ -22,6 +23,27 @@ function flushDue(): void {
   const targets = due;
   due = [];
   for (let i = 0; i < targets.length; i++) targets[i].flush();
+}
+
+/** Targets waiting for the timer of their delay (one timer per delay, not one per target). */
+const delayed = new Map<number, Flushable[]>();
+
+/**
+ * Calls `target.flush()` within `delayMs`: every target asking while a delay's timer runs is
+ * flushed when it fires, so a connection that gets messages often collects them meanwhile.
+ */
+export function flushWithin(delayMs: number, target: Flushable): void {
+  const waiting = delayed.get(delayMs);
+  if (waiting !== undefined) {
+    waiting.push(target);
+    return;
+  }
+  delayed.set(delayMs, [target]);
+  setTimeout(() => {
+    const targets = delayed.get(delayMs)!;
+    delayed.delete(delayMs);
+    for (let i = 0; i < targets.length; i++) targets[i].flush();
+  }, delayMs);
 }
 
 /** Buffers chunks for one byte stream and writes them as one chunk per turn. */

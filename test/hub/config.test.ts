@@ -23,11 +23,11 @@ test('every hub option has a default; socket paths default into the run dir', ()
 
 test('bad hub options are reported with their path', () => {
   const result = configSchema.safeParse({
-    hub: { namespaces: [{ name: 'room', joinLeave: true }, { name: 'room' }], tokenSecret: 'short', apiKey: 'short', pathPrefix: 'hub', limits: { sseHeartbeatMs: 1 } },
+    hub: { namespaces: [{ name: 'room', joinLeave: true }, { name: 'room' }], tokenSecret: 'short', apiKey: 'short', pathPrefix: 'hub', limits: { sseHeartbeatMs: 1, writeDelayMs: 5000 } },
   });
   assert.equal(result.success, false);
   const paths = result.error!.issues.map((issue) => issue.path.join('.'));
-  for (const path of ['hub.tokenSecret', 'hub.apiKey', 'hub.pathPrefix', 'hub.limits.sseHeartbeatMs']) assert.ok(paths.includes(path), `${path} in ${paths}`);
+  for (const path of ['hub.tokenSecret', 'hub.apiKey', 'hub.pathPrefix', 'hub.limits.sseHeartbeatMs', 'hub.limits.writeDelayMs']) assert.ok(paths.includes(path), `${path} in ${paths}`);
   const refined = configSchema.safeParse({ hub: { namespaces: [{ name: 'room', joinLeave: true }, { name: 'room' }] } });
   const refinedPaths = refined.error!.issues.map((issue) => issue.path.join('.'));
   assert.deepEqual(refinedPaths.sort(), ['hub.namespaces.0.joinLeave', 'hub.namespaces.1.name']);

@@ -34,7 +34,7 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 const pub = (channel: string, offset: number): Publication => ({ channel, offset, epoch: 'e', data: 'x'.repeat(90), time: 1 });
 const frame = (p: Publication) => Buffer.from(`${p.channel}#${p.offset}`.padEnd(100));
 const gapFrame = (channel: string, last: { offset: number }) => Buffer.from(`gap ${channel} ${last.offset}`);
-const limits = { maxQueueBytes: 1000, writeHighWaterBytes: 500, slowConsumerPolicy: 'drop' as const };
+const limits = { maxQueueBytes: 1000, writeHighWaterBytes: 500, slowConsumerPolicy: 'drop' as const, writeDelayMs: 0 };
 
 test('all frames queued in one turn leave in one writeMany', async () => {
   const transport = new FakeTransport();
@@ -93,4 +93,21 @@ test('slow consumer, policy disconnect: the connection is closed (3001, reconnec
   assert.equal(overflowed, 1);
   assert.equal(Disconnects.slowConsumer.code, 3001);
   assert.equal(Disconnects.slowConsumer.reconnect, true);
+});
+
+test('with a write delay, frames queued over several turns within it leave in one writeMany', async () => {
+  const transport = new FakeTransport();
+  const queue = new OutboundQueue(transport, { ...limits, writeDelayMs: 1000 }, { gapFrame, overflowed: () => assert.fail('no overflow') });
+  const other = new FakeTransport();
+  const otherQueue = new OutboundQueue(other, { ...limits, writeDelayMs: 1000 }, { gapFrame, overflowed: () => assert.fail('no overflow') });
+  queue.push(frame(pub('a', 1)), pub('a', 1));
+  await turn();
+  otherQueue.push(frame(pub('b', 1)), pub('b', 1));
+  queue.push(frame(pub('a', 2)), pub('a', 2));
+  await turn();
+  assert.equal(transport.writes.length + other.writes.length, 0, 'nothing leaves before the delay');
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  assert.equal(transport.writes.length, 1);
+  assert.deepEqual(transport.writes[0].map(String).map((s) => s.trim()), ['a#1', 'a#2']);
+  assert.equal(other.writes.length, 1, 'every queue that asked within the delay is flushed by the same timer');
 });
