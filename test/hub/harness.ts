@@ -159,6 +159,27 @@ export class RawClient {
   }
 }
 
+/** A test file's clients, all closed by closeAll(); `connected` opens one that has sent `connect`. */
+export class ClientList {
+  private readonly clients: { close(): void }[] = [];
+
+  add<T extends { close(): void }>(client: T): T {
+    this.clients.push(client);
+    return client;
+  }
+
+  async connected(url: string, options: { subprotocol?: string; token?: string } = {}): Promise<RawClient> {
+    const client = this.add(await RawClient.open(url, options.subprotocol));
+    const reply = await client.call('connect', options.token === undefined ? {} : { token: options.token });
+    if (!reply.result) throw new Error(`connect failed: ${JSON.stringify(reply)}`);
+    return client;
+  }
+
+  closeAll(): void {
+    for (const client of this.clients) client.close();
+  }
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Counts the writes that reach the server socket's TCP stream from now on (a writev of many frames is one). */

@@ -5,21 +5,15 @@ import { after, before, describe, test } from 'node:test';
 import { pack } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { signHubToken } from '../../../src/hub/auth.js';
-import { countWrites, RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
+import { ClientList, countWrites, RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
 
 describe('WebSocket transport in MessagePack', () => {
   let server: TestServer;
-  const clients: { close(): void }[] = [];
-  const open = async (token?: string) => {
-    const client = await RawClient.open(server.ws, 'kobold.msgpack');
-    clients.push(client);
-    const reply = await client.call('connect', token === undefined ? {} : { token });
-    assert.ok(reply.result, JSON.stringify(reply));
-    return client;
-  };
+  const clients = new ClientList();
+  const open = (token?: string) => clients.connected(server.ws, { subprotocol: 'kobold.msgpack', token });
   before(async () => (server = await startTestServer()));
   after(async () => {
-    for (const client of clients) client.close();
+    clients.closeAll();
     await server.close();
   });
 
@@ -50,8 +44,7 @@ describe('WebSocket transport in MessagePack', () => {
 
   test('a JSON and a MessagePack subscriber of one channel each get the publication in their own format', async () => {
     const packed = await open();
-    const json = await RawClient.open(server.ws);
-    clients.push(json);
+    const json = clients.add(await RawClient.open(server.ws));
     await json.call('connect');
     await packed.call('subscribe', { channel: 'news:both' });
     await json.call('subscribe', { channel: 'news:both' });
@@ -89,8 +82,7 @@ describe('WebSocket transport in MessagePack', () => {
   });
 
   test('bad input gets a MessagePack error frame naming the problem, and the connection stays open', async () => {
-    const client = await RawClient.open(server.ws, 'kobold.msgpack');
-    clients.push(client);
+    const client = clients.add(await RawClient.open(server.ws, 'kobold.msgpack'));
     const expectError = async (send: () => void, code: string, pattern: RegExp, id?: number) => {
       const seen = client.frames.length;
       send();
@@ -116,8 +108,7 @@ describe('WebSocket transport in MessagePack', () => {
   });
 
   test('an invalid token gets an error and close code 3500', async () => {
-    const client = await RawClient.open(server.ws, 'kobold.msgpack');
-    clients.push(client);
+    const client = clients.add(await RawClient.open(server.ws, 'kobold.msgpack'));
     client.send({ id: 1, cmd: 'connect', token: 'not-a-jwt' });
     const reply = await client.waitFor((frame) => frame.id === 1);
     assert.equal(reply.error.code, 'KOBOLD_ERR_HUB_TOKEN_INVALID');
@@ -126,8 +117,7 @@ describe('WebSocket transport in MessagePack', () => {
   });
 
   test('a JSON connection gets an error for a binary message, naming the subprotocol', async () => {
-    const client = await RawClient.open(server.ws);
-    clients.push(client);
+    const client = clients.add(await RawClient.open(server.ws));
     assert.equal(client.socket.protocol, '');
     await client.call('connect');
     client.socket.send(pack({ id: 1, cmd: 'ping' }));

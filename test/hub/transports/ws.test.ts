@@ -2,21 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { signHubToken } from '../../../src/hub/auth.js';
 import { WebSocket } from 'ws';
-import { countWrites, RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
+import { ClientList, countWrites, RawClient, SECRET, sleep, startTestServer, type TestServer } from '../harness.js';
 
 describe('WebSocket transport', () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
-  const open = async (token?: string) => {
-    const client = await RawClient.open(server.ws);
-    clients.push(client);
-    const reply = await client.call('connect', token === undefined ? {} : { token });
-    assert.ok(reply.result, JSON.stringify(reply));
-    return client;
-  };
+  const clients = new ClientList();
+  const open = (token?: string) => clients.connected(server.ws, { token });
   before(async () => (server = await startTestServer()));
   after(async () => {
-    for (const client of clients) client.close();
+    clients.closeAll();
     await server.close();
   });
 
@@ -66,8 +60,7 @@ describe('WebSocket transport', () => {
   });
 
   test('bad input gets an error frame naming the problem, and the connection stays open', async () => {
-    const client = await RawClient.open(server.ws);
-    clients.push(client);
+    const client = clients.add(await RawClient.open(server.ws));
     const expectError = async (send: () => void, code: string, pattern: RegExp) => {
       const seen = client.frames.length;
       send();
@@ -105,8 +98,7 @@ describe('WebSocket transport', () => {
   });
 
   test('an invalid token gets an error and close code 3500 (do not reconnect)', async () => {
-    const client = await RawClient.open(server.ws);
-    clients.push(client);
+    const client = clients.add(await RawClient.open(server.ws));
     client.sendRaw('{"id":1,"cmd":"connect","token":"not-a-jwt"}');
     const reply = await client.waitFor((frame) => frame.id === 1);
     assert.equal(reply.error.code, 'KOBOLD_ERR_HUB_TOKEN_INVALID');
