@@ -95,7 +95,9 @@ test('slow consumer, policy disconnect: the connection is closed (3001, reconnec
   assert.equal(Disconnects.slowConsumer.reconnect, true);
 });
 
-test('with a write delay, frames queued over several turns within it leave in one writeMany', async () => {
+test('with a write delay, frames queued over several turns within it leave in one writeMany', async (t) => {
+  // The delay's clock is mocked, so no real time decides what has left yet.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const transport = new FakeTransport();
   const queue = new OutboundQueue(transport, { ...limits, writeDelayMs: 1000 }, { gapFrame, overflowed: () => assert.fail('no overflow') });
   const other = new FakeTransport();
@@ -105,8 +107,9 @@ test('with a write delay, frames queued over several turns within it leave in on
   otherQueue.push(frame(pub('b', 1)), pub('b', 1));
   queue.push(frame(pub('a', 2)), pub('a', 2));
   await turn();
+  t.mock.timers.tick(999);
   assert.equal(transport.writes.length + other.writes.length, 0, 'nothing leaves before the delay');
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  t.mock.timers.tick(1);
   assert.equal(transport.writes.length, 1);
   assert.deepEqual(transport.writes[0].map(String).map((s) => s.trim()), ['a#1', 'a#2']);
   assert.equal(other.writes.length, 1, 'every queue that asked within the delay is flushed by the same timer');
