@@ -212,6 +212,7 @@ export class HubClient {
       for (const resolve of waiters) resolve();
       return;
     }
+    if (this.isClosed()) return; // closed while the last attempt was opening
     this.preferred = 0;
     this.scheduleRetry();
   }

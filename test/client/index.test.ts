@@ -151,6 +151,28 @@ describe('hub client', () => {
     assert.equal(c.state, 'connected');
   });
 
+  test('close() while an attempt is opening ends the client: no further attempt', async () => {
+    const sockets: RecordingWebSocket[] = [];
+    let polls = 0;
+    const countingFetch: typeof fetch = (input, init) => {
+      polls++;
+      return fetch(input, init);
+    };
+    for (const options of [{ transports: ['websocket'] as const, WebSocket: recordingWebSocket(sockets) }, { transports: ['refresh'] as const, fetch: countingFetch }]) {
+      const c = client(server, { ...options, transports: [...options.transports] });
+      const states: string[] = [];
+      c.on('state', (state) => states.push(state));
+      void c.connect(); // the attempt is under way (socket opening or request sent) when close() comes
+      c.close();
+      // Backoff is 10–20 ms for the first retry: a client that came back would have tried again by now.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(states, ['connecting', 'closed'], options.transports[0]);
+      assert.equal(c.transport, null);
+    }
+    assert.equal(sockets.length, 1, 'one WebSocket, the one closed while opening');
+    assert.equal(polls, 1, 'one refresh request, the one aborted');
+  });
+
   test('a stream whose history was lost raises resync', async () => {
     const c = client(server, { transports: ['websocket'] });
     await c.connect();
