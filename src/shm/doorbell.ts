@@ -1,6 +1,7 @@
 // The doorbell wakes readers of shared memory without taking them off their event loop:
 // the writer side listens on a UNIX socket and, at most once per event-loop turn, writes
-// one byte to every connected reader; a reader drains what it follows when a byte arrives.
+// one byte to every connected reader (and one to each new reader); a reader drains what it
+// follows when a byte arrives.
 // The byte carries no data, so coalescing and a reader's unread bytes lose nothing.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { listenUnix } from '../ipc/unix-socket.js';
@@ -22,6 +23,9 @@ export class Doorbell {
       socket.on('error', () => socket.destroy());
       socket.on('close', () => this.#subscribers.delete(socket));
       socket.resume();
+      // A subscriber's connect completes before this accept: what was written in between
+      // rang everyone but it. One ring now makes it read all of that.
+      socket.write(RING_BYTE);
     });
   }
 
@@ -67,8 +71,8 @@ export interface SubscribeOptions {
 }
 
 /**
- * The reader's side: calls onRing when the writer rings, and also on every (re)connect so
- * nothing written while disconnected is missed. Reconnects until closed.
+ * The reader's side: calls onRing when the writer rings, which it does first when it accepts
+ * the (re)connection, so nothing written while disconnected is missed. Reconnects until closed.
  */
 export class DoorbellSubscription {
   readonly #path: string;
@@ -100,10 +104,7 @@ export class DoorbellSubscription {
   #connect(): void {
     const socket = connect(this.#path);
     this.#socket = socket;
-    socket.on('connect', () => {
-      this.#connected = true;
-      this.#onRing();
-    });
+    socket.on('connect', () => (this.#connected = true));
     socket.on('data', () => this.#onRing());
     socket.on('error', () => {});
     socket.on('close', () => {

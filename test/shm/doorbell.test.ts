@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -27,7 +28,7 @@ test('rings are coalesced to one per event-loop turn for each subscriber', async
   const bell = await Doorbell.listen(path);
   const counts = [0, 0];
   const subscriptions = counts.map((_, i) => new DoorbellSubscription(path, () => counts[i]++));
-  await until(() => bell.subscribers === 2 && counts.every((count) => count === 1), 'both subscribers (rung once on connect)');
+  await until(() => bell.subscribers === 2 && counts.every((count) => count === 1), 'both subscribers (rung once when accepted)');
   bell.ring();
   bell.ring();
   bell.ring();
@@ -35,6 +36,20 @@ test('rings are coalesced to one per event-loop turn for each subscriber', async
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.deepEqual(counts, [2, 2]);
   for (const subscription of subscriptions) subscription.close();
+  await bell.close();
+});
+
+test('the writer rings a subscriber when it accepts it: what was written before that is read', async () => {
+  const path = socketPath();
+  const bell = await Doorbell.listen(path);
+  // A bare socket: its connect completes before the writer accepts it, and nothing else rings.
+  const socket = connect(path);
+  const firstBytes = await new Promise<Buffer>((resolve, reject) => {
+    socket.once('data', resolve);
+    socket.once('error', reject);
+  });
+  assert.equal(firstBytes.length, 1);
+  socket.destroy();
   await bell.close();
 });
 
