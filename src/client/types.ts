@@ -84,6 +84,26 @@ export async function postJson(context: TransportContext, path: string, body: Re
     body: JSON.stringify(token === undefined ? body : { ...body, token }),
     signal,
   });
+  return answerOf(response);
+}
+
+/** Longest poll URL sent as a GET; longer polls (many channels) are POSTed. Proxies commonly accept 4–8 KB. */
+const MAX_POLL_URL = 2000;
+
+/**
+ * A long-poll or refresh request. A GET (positions in the query string, the token in the
+ * Authorization header, not the URL) unless its URL would be long: a GET costs the server
+ * no body to read, and without a token it is a CORS "simple request" (no preflight).
+ */
+export async function pollJson(context: TransportContext, path: string, channels: Record<string, StreamPosition | null>, signal: AbortSignal): Promise<any> {
+  const url = `${context.baseUrl}${path}?channels=${encodeURIComponent(JSON.stringify(channels))}`;
+  if (url.length > MAX_POLL_URL) return postJson(context, path, { channels }, signal);
+  const token = await context.token();
+  const response = await context.fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal });
+  return answerOf(response);
+}
+
+async function answerOf(response: Response): Promise<any> {
   const answer = (await response.json()) as { error?: ServerError };
   if (!response.ok || answer.error !== undefined) {
     throw new HubClientError(answer.error?.code ?? `HTTP_${response.status}`, answer.error?.message ?? `HTTP ${response.status}`);

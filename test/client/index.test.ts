@@ -151,6 +151,27 @@ describe('hub client', () => {
     assert.equal(c.state, 'connected');
   });
 
+  test('polls are GETs while their URL is short, POSTs past 2,000 characters; both deliver', async () => {
+    const requests: string[] = [];
+    const recordingFetch: typeof fetch = (input, init) => {
+      const url = String(input);
+      if (url.includes('/refresh')) requests.push(`${init?.method ?? 'GET'} ${url.length > 2000 ? 'long' : 'short'}`);
+      return fetch(input, init);
+    };
+    const c = client(server, { transports: ['refresh'], fetch: recordingFetch });
+    const seen: unknown[] = [];
+    c.subscribe('news:poll-method', (publication) => seen.push(publication.data));
+    await c.connect();
+    await until(() => c.position('news:poll-method') !== undefined, 'the subscription');
+    assert.deepEqual(new Set(requests), new Set(['GET short']));
+    requests.length = 0;
+    for (let i = 0; i < 40; i++) c.subscribe(`news:a-channel-with-a-rather-long-name-${i}`, () => {});
+    await until(() => requests.length >= 2, 'two polls with 41 channels');
+    assert.deepEqual(new Set(requests), new Set(['POST short']), 'the URL would be too long: POST');
+    await server.node.publish('news:poll-method', 'after the switch');
+    await until(() => seen.length === 1, 'the publication');
+  });
+
   test('close() while an attempt is opening ends the client: no further attempt', async () => {
     const sockets: RecordingWebSocket[] = [];
     let polls = 0;

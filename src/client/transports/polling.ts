@@ -1,6 +1,7 @@
 // Long-polling and refresh client transports: each request carries the client's positions
-// and gets back what came after them. Long-polling waits server-side; refresh polls on a timer.
-import { type ClientTransport, HubClientError, positionsObject, postJson, type TransportContext } from '../types.js';
+// and gets back what came after them (a GET, or a POST when there are many channels).
+// Long-polling waits server-side; refresh polls on a timer.
+import { type ClientTransport, HubClientError, pollJson, positionsObject, postJson, type TransportContext } from '../types.js';
 
 export class PollingClientTransport implements ClientTransport {
   private abort: AbortController | null = null;
@@ -50,7 +51,7 @@ export class PollingClientTransport implements ClientTransport {
   private async poll(path: string): Promise<void> {
     const abort = new AbortController();
     this.abort = abort;
-    const answer = await postJson(this.context, path, { channels: positionsObject(this.context.positions()) }, abort.signal);
+    const answer = await pollJson(this.context, path, positionsObject(this.context.positions()), abort.signal);
     for (const [channel, result] of Object.entries(answer.channels ?? {})) this.context.events.caughtUp(channel, result as any);
     for (const [channel, error] of Object.entries(answer.errors ?? {})) this.context.events.channelError(channel, error as any);
   }
