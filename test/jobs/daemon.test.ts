@@ -126,10 +126,11 @@ test('runs are enqueued over the HTTP API (with its key) and from app code (ctx.
 });
 
 test('a task worker SIGKILLed mid-run: the run fails, or is retried per its policy', async () => {
-  const napping = enqueue('nap', { ms: 900 });
-  const napper = (await runWhen(napping, (run) => run.state === 'running', 'the nap run to start')).workerPid!;
-  process.kill(napper, 'SIGKILL');
-  const failed = await runWhen(napping, (run) => ['failed', 'succeeded'].includes(run.state), 'the nap run to end');
+  // Long enough that it is still running when the kill lands, however slow the machine.
+  const sleeping = enqueue('gate', { ms: 30_000 });
+  const sleeper = (await runWhen(sleeping, (run) => run.state === 'running', 'the gate run to start')).workerPid!;
+  process.kill(sleeper, 'SIGKILL');
+  const failed = await runWhen(sleeping, (run) => ['failed', 'succeeded'].includes(run.state), 'the gate run to end');
   assert.equal(failed.state, 'failed');
   assert.equal(failed.exitSignal, 'SIGKILL');
 

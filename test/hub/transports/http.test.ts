@@ -44,6 +44,22 @@ async function readSse(url: string, headers: Record<string, string>, done: (even
   return { response, events, comments };
 }
 
+/**
+ * A readSse `done` that publishes (`publish`) once the stream is subscribed, and stops at the
+ * first publication pushed. (Published before the subscription, it would come inside the
+ * subscribed event's history instead.)
+ */
+function publishOnceSubscribed(publish: () => void): (events: SseEvent[]) => boolean {
+  let published = false;
+  return (seen) => {
+    if (!published && seen.some((e) => e.data.push === 'subscribed')) {
+      published = true;
+      publish();
+    }
+    return seen.some((e) => e.data.push === 'pub');
+  };
+}
+
 const post = async (url: string, body: unknown, headers: Record<string, string> = {}) => {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
   return { status: response.status, body: (await response.json()) as any };
@@ -60,8 +76,11 @@ describe('HTTP transports', () => {
   test('SSE: proxy-proof headers, connected + subscribed events, then publications with resumable ids', async () => {
     await server.node.publish('news:s', 'old');
     const subscribe = encodeURIComponent(JSON.stringify({ 'news:s': null }));
-    setTimeout(() => void server.node.publish('news:s', 'live'), 100);
-    const { response, events } = await readSse(`${server.http}/hub/sse?subscribe=${subscribe}`, {}, (seen) => seen.some((e) => e.data.push === 'pub'));
+    const { response, events } = await readSse(
+      `${server.http}/hub/sse?subscribe=${subscribe}`,
+      {},
+      publishOnceSubscribed(() => void server.node.publish('news:s', 'live')),
+    );
     assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
     assert.equal(response.headers.get('cache-control'), 'no-cache, no-transform');
     assert.equal(response.headers.get('x-accel-buffering'), 'no');
@@ -108,8 +127,11 @@ describe('HTTP transports', () => {
   test('commands over POST: publish (reaches SSE readers), history, presence, with clear errors', async () => {
     const token = await signHubToken(SECRET, { sub: 'poster' }, 60);
     const subscribe = encodeURIComponent(JSON.stringify({ 'room:c': null }));
-    setTimeout(() => void post(`${server.http}/hub/command`, { token, cmd: 'publish', channel: 'room:c', data: { hi: 1 } }), 100);
-    const { events } = await readSse(`${server.http}/hub/sse?subscribe=${subscribe}`, {}, (seen) => seen.some((e) => e.data.push === 'pub'));
+    const { events } = await readSse(
+      `${server.http}/hub/sse?subscribe=${subscribe}`,
+      {},
+      publishOnceSubscribed(() => void post(`${server.http}/hub/command`, { token, cmd: 'publish', channel: 'room:c', data: { hi: 1 } })),
+    );
     const pub = events.find((e) => e.data.push === 'pub')!;
     assert.deepEqual(pub.data.data, { hi: 1 });
     assert.equal(pub.data.info.userId, 'poster');
