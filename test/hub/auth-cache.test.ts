@@ -21,7 +21,8 @@ test('a verified token gives the same principal again; another token its own', a
 
 test('a kept token is refused once it expires', async () => {
   const verify = createTokenVerifier({ secret: SECRET });
-  const token = await signHubToken(SECRET, { sub: 'u1' }, 1);
+  // `exp` is in whole seconds: 2 s from now leaves at least 1 s before it expires.
+  const token = await signHubToken(SECRET, { sub: 'u1' }, 2);
   const principal = await verify(token);
   assert.equal(await verify(token), principal);
   await sleep(Math.max(0, principal.expiresAt! - Date.now()) + 50);

@@ -9,7 +9,8 @@ const SECRET = 'chat-identity-test-secret-0123456789-abc';
 
 test('a verified token is remembered until it expires, then refused as expired', async () => {
   const identity = new Identity(chatConfigSchema.parse({}), {} as ChatStore, SECRET);
-  const token = await signHubToken(SECRET, { sub: 'guest-ann', name: 'ann', roles: [], channels: [] }, 1);
+  // `exp` is in whole seconds: 2 s from now leaves at least 1 s before it expires.
+  const token = await signHubToken(SECRET, { sub: 'guest-ann', name: 'ann', roles: [], channels: [] }, 2);
   const expiresAt = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).exp * 1000;
   assert.deepEqual(await identity.authenticate(token), { id: 'guest-ann', name: 'ann', roles: [], guest: true });
   assert.equal(await identity.authenticate(token), await identity.authenticate(token), 'the second call answers from memory');
