@@ -2,10 +2,10 @@
 // delimited JSON, one command per line ({"method":"publish","channel":…,"data":…}),
 // one reply line each, in order. Same commands as the HTTP API; the socket file's
 // permissions are the access control.
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { describeError, KoboldError } from '../errors.js';
+import { listenUnix } from '../ipc/unix-socket.js';
 import type { HubNode } from './node.js';
 import { errorBody } from './protocol.js';
 import { asPublishCommand, parseServerCommand, runPublish, runServerCommand } from './server-commands.js';
@@ -36,15 +36,9 @@ export async function startPublishSocket(options: PublishSocketOptions): Promise
     socket.on('error', (error) => logger.debug({ err: describeError(error) }, 'hub: publish socket client error'));
     new Connection(socket, options.node, maxLineBytes);
   });
-  if (existsSync(options.socketPath)) unlinkSync(options.socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  chmodSync(options.socketPath, options.mode ?? 0o660);
+  // Bound by this process, not through the cluster master (which would remove the socket
+  // file when it closes its handle, possibly after a successor bound the same path).
+  await listenUnix(server, options.socketPath, { mode: options.mode ?? 0o660 });
   return {
     socketPath: options.socketPath,
     close: async () => {

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import cluster from 'node:cluster';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { MemoryBackend } from '../../src/hub/backends/memory.js';
 import { HubNode } from '../../src/hub/node.js';
@@ -212,4 +215,50 @@ describe('UNIX-socket publisher', () => {
       await slowNode.close();
     }
   });
+});
+
+/** The inode of the socket listening on `path` (/proc/net/unix; flag 00010000 marks listeners). */
+function listeningInode(path: string): string {
+  const line = readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .find((row) => row.endsWith(` ${path}`) && row.split(/\s+/)[3] === '00010000');
+  assert.ok(line, `a socket listening on ${path}`);
+  return line.trim().split(/\s+/)[6];
+}
+
+/** The inodes of the sockets a process holds open. */
+function socketInodesOf(pid: number): Set<string> {
+  const dir = `/proc/${pid}/fd`;
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(dir)) {
+    let target: string;
+    try {
+      target = readlinkSync(join(dir, fd), { encoding: 'utf8' });
+    } catch {
+      continue; // closed meanwhile (e.g. the descriptor that read the folder)
+    }
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match) inodes.add(match[1]);
+  }
+  return inodes;
+}
+
+test('in a cluster worker (the hub writer) the socket is bound by the worker, not through the master', async () => {
+  // Bound through the master, the socket file would be removed whenever the master closes its
+  // handle: on reload, after the new writer had bound the same path.
+  const dir = mkdtempSync(join(tmpdir(), 'kobold-pub-cluster-'));
+  const socketPath = join(dir, 'publish.sock');
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('./fixtures/publish-socket-worker.ts', import.meta.url)), execArgv: ['--import', 'tsx'] });
+  const worker = cluster.fork({ PUBLISH_SOCKET: socketPath });
+  try {
+    await once(worker, 'message');
+    const inode = listeningInode(socketPath);
+    assert.ok(socketInodesOf(worker.process.pid!).has(inode), 'the worker holds the listening socket');
+    assert.ok(!socketInodesOf(process.pid).has(inode), 'the master does not');
+    worker.send('close');
+    await once(worker, 'exit');
+  } finally {
+    worker.process.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
