@@ -88,7 +88,7 @@ class Connection {
     const rest = start === 0 ? buffered : buffered.slice(start);
     if (this.skipping) {
       this.buffered = '';
-    } else if (rest.length * 3 > this.maxLineBytes && Buffer.byteLength(rest) > this.maxLineBytes) {
+    } else if (longerThan(rest, this.maxLineBytes)) {
       const size = Buffer.byteLength(rest);
       this.buffered = '';
       this.skipping = true;
@@ -138,7 +138,7 @@ class Connection {
 function answer(node: HubNode, line: string, maxLineBytes: number): string | Promise<string> {
   let id: unknown;
   try {
-    if (line.length * 3 > maxLineBytes && Buffer.byteLength(line) > maxLineBytes) {
+    if (longerThan(line, maxLineBytes)) {
       throw new KoboldError('KOBOLD_ERR_HUB_TOO_LARGE', { size: Buffer.byteLength(line), limit: maxLineBytes });
     }
     let value: unknown;
@@ -165,6 +165,11 @@ function answer(node: HubNode, line: string, maxLineBytes: number): string | Pro
 function runOther(node: HubNode, value: Record<string, unknown>): Promise<string> {
   const { id: _id, ...command } = value;
   return runServerCommand(node, parseServerCommand(command));
+}
+
+/** Whether `text` takes more than `maxBytes` in UTF-8 (counted only when it could: 3 bytes a code unit at most). */
+function longerThan(text: string, maxBytes: number): boolean {
+  return text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes;
 }
 
 function success(id: unknown, result: string): string {
