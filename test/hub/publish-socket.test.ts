@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import cluster from 'node:cluster';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -191,6 +191,21 @@ describe('UNIX-socket publisher', () => {
     const replies = await exchangeInChunks(socketPath, ['{"method":"publish","channel":"news:long","data":"' + 'x'.repeat(3000), 'x'.repeat(3000), '"}\n{"method":"publish","channel":"news:long","data":2}\n']);
     assert.deepEqual(replies.map((r) => r.error?.code ?? r.result.offset), ['KOBOLD_ERR_HUB_TOO_LARGE', 1]);
     assert.match(replies[0].error.message, /more than \d+ bytes/);
+  });
+
+  test('a path another publisher listens on is refused (EADDRINUSE, naming it); a stale socket file is replaced', async () => {
+    await assert.rejects(startPublishSocket({ socketPath, node }), (error: NodeJS.ErrnoException) => error.code === 'EADDRINUSE' && error.message.includes(socketPath));
+    const [stillServing] = await exchange(socketPath, '{"id":1,"method":"publish","channel":"news:live","data":1}\n');
+    assert.equal(stillServing.result.offset, 1, 'the first publisher keeps its socket');
+    const stalePath = join(dir, 'stale.sock');
+    writeFileSync(stalePath, '');
+    const replacing = await startPublishSocket({ socketPath: stalePath, node });
+    try {
+      const [reply] = await exchange(stalePath, '{"id":2,"method":"publish","channel":"news:live","data":2}\n');
+      assert.equal(reply.result.offset, 2);
+    } finally {
+      await replacing.close();
+    }
   });
 
   test('publishes after a command still running wait for it: replies and effects keep the line order', async () => {
