@@ -10,7 +10,8 @@
 // (an enqueue's ack, a run message to a worker, an event to a watcher) waits for that
 // commit through `committed()` / `afterCommit()`.
 
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSharedDatabase } from '../sqlite.js';
 import { KoboldError } from '../errors.js';
 import { canTransition, finishedStates, runStates, type RunState } from './states.js';
 
@@ -217,11 +218,8 @@ export class RunStore {
 
   constructor(file: string, options: RunStoreOptions) {
     this.options = options;
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    // Several schedulers may share the file; wait for a writer instead of failing at once.
-    this.db.pragma('busy_timeout = 5000');
+    // Several schedulers may share the file.
+    this.db = openSharedDatabase(file);
     this.db.exec(schema);
     this.statements = {
       begin: this.db.prepare('BEGIN IMMEDIATE'),

@@ -4,7 +4,8 @@
 // background batch (one transaction per `persistIntervalMs`), never on the delivery path.
 // Rooms, members and sanctions are read on every send: with a shared change counter, each
 // worker keeps what it read until any worker writes any of them (read-cache.ts).
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSharedDatabase } from '../../sqlite.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RoomEvent } from './messages.js';
@@ -66,11 +67,8 @@ export class ChatStore {
     private readonly options: StoreOptions,
   ) {
     mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    // Several workers share the file: readers never block the writer, a busy writer is waited for.
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    // Several workers share the file.
+    this.db = openSharedDatabase(file);
     this.db.exec(SCHEMA);
     this.statements = prepare(this.db);
     const s = this.statements;
