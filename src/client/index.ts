@@ -51,7 +51,12 @@ export interface ClientEvents {
   resync: (channel: string, answer: HistoryAnswer) => void;
   join: (channel: string, user: { userId: string; info?: Record<string, unknown> }) => void;
   leave: (channel: string, user: { userId: string; info?: Record<string, unknown> }) => void;
-  /** A channel was refused (forbidden, unknown…); its subscription is dropped. */
+  /**
+   * A channel was refused (forbidden, unknown…); its subscription is dropped. A refusal
+   * because the hub writer did not answer for a moment (`KOBOLD_ERR_HUB_UNAVAILABLE` or
+   * `KOBOLD_ERR_HUB_TIMEOUT`, e.g. while it is replaced) is not reported: the client tries
+   * the channel again with backoff.
+   */
   error: (channel: string, error: ServerError) => void;
   /** The server said not to reconnect (codes 3500–3999). */
   disconnect: (code: number, reason: string) => void;
@@ -61,7 +66,13 @@ interface ChannelState {
   readonly handlers: Set<(publication: ClientPublication) => void>;
   last?: StreamPosition;
   recovering: boolean;
+  /** Set while the channel waits to be tried again after the hub was unavailable. */
+  retryTimer?: ReturnType<typeof setTimeout>;
+  retries: number;
 }
+
+/** The server could not reach the hub writer for the moment (HTTP 503): worth trying again. */
+const HUB_NOT_ANSWERING = new Set(['KOBOLD_ERR_HUB_UNAVAILABLE', 'KOBOLD_ERR_HUB_TIMEOUT']);
 
 const ALL_TRANSPORTS: ClientTransportName[] = ['websocket', 'sse', 'longpoll', 'refresh'];
 
@@ -93,7 +104,10 @@ export class HubClient {
       gap: (channel) => this.recover(channel),
       presence: (type, channel, user) => this.emit(type, channel, user),
       channelError: (channel, error) => {
-        this.channels.delete(channel);
+        const state = this.channels.get(channel);
+        if (state === undefined) return;
+        if (HUB_NOT_ANSWERING.has(error.code)) return this.retryChannel(channel, state);
+        this.dropChannel(channel, state);
         this.emit('error', channel, error);
       },
       closed: (code, reason) => this.transportClosed(code, reason),
@@ -132,7 +146,7 @@ export class HubClient {
   subscribe(channel: string, handler: (publication: ClientPublication) => void, options: { since?: StreamPosition } = {}): { unsubscribe(): void } {
     let state = this.channels.get(channel);
     const isNew = state === undefined;
-    if (state === undefined) this.channels.set(channel, (state = { handlers: new Set(), last: options.since, recovering: false }));
+    if (state === undefined) this.channels.set(channel, (state = { handlers: new Set(), last: options.since, recovering: false, retries: 0 }));
     state.handlers.add(handler);
     if (isNew) this.active?.resync();
     return {
@@ -141,7 +155,7 @@ export class HubClient {
         if (current === undefined) return;
         current.handlers.delete(handler);
         if (current.handlers.size > 0) return;
-        this.channels.delete(channel);
+        this.dropChannel(channel, current);
         this.active?.resync();
       },
     };
@@ -171,6 +185,7 @@ export class HubClient {
 
   close(): void {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    for (const state of this.channels.values()) clearTimeout(state.retryTimer);
     const active = this.active;
     this.active = null;
     active?.close();
@@ -235,7 +250,11 @@ export class HubClient {
   private transportClosed(code: number, reason: string): void {
     this.active = null;
     if (this.currentState === 'closed') return;
-    for (const state of this.channels.values()) state.recovering = false;
+    for (const state of this.channels.values()) {
+      state.recovering = false;
+      clearTimeout(state.retryTimer); // the reconnect subscribes every channel anyway
+      state.retryTimer = undefined;
+    }
     if (!shouldReconnect(code)) {
       this.setState('disconnected');
       this.emit('disconnect', code, reason);
@@ -246,13 +265,32 @@ export class HubClient {
   }
 
   private scheduleRetry(): void {
-    const { min, max } = this.options.backoffMs ?? { min: 500, max: 20_000 };
-    const ceiling = Math.min(max, min * 2 ** this.attempt++);
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.establish();
-    }, delay);
+    }, this.backoff(this.attempt++));
+  }
+
+  /** The wait before attempt `attempt` (from 0): doubling from min to max, randomized in its upper half. */
+  private backoff(attempt: number): number {
+    const { min, max } = this.options.backoffMs ?? { min: 500, max: 20_000 };
+    const ceiling = Math.min(max, min * 2 ** attempt);
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  /** Subscribes `channel` again after a backoff; its live publications wait for the answer (recovering). */
+  private retryChannel(channel: string, state: ChannelState): void {
+    if (state.retryTimer !== undefined) return;
+    state.recovering = true;
+    state.retryTimer = setTimeout(() => {
+      state.retryTimer = undefined;
+      if (this.channels.get(channel) === state) this.active?.resync(channel);
+    }, this.backoff(state.retries++));
+  }
+
+  private dropChannel(channel: string, state: ChannelState): void {
+    clearTimeout(state.retryTimer);
+    this.channels.delete(channel);
   }
 
   private receive(publication: ClientPublication): void {
@@ -284,6 +322,7 @@ export class HubClient {
     const state = this.channels.get(channel);
     if (state === undefined) return;
     state.recovering = false;
+    state.retries = 0;
     if (answer.lost) {
       state.last = answer.position;
       this.emit('resync', channel, answer);

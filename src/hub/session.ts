@@ -28,10 +28,10 @@ import type { Principal, Publication, StreamPosition } from './types.js';
 export class Subscription {
   held: { publication: Publication; frame: Buffer }[] | null = [];
 
-  constructor(
-    readonly session: Session,
-    readonly presence: boolean,
-  ) {}
+  /** Whether this connection is in the channel's presence (set once the writer took it). */
+  presence = false;
+
+  constructor(readonly session: Session) {}
 
   /** A publication on this channel; `frame` is already encoded for the session's format. */
   deliver(publication: Publication, frame: Buffer): void {
@@ -213,21 +213,24 @@ export class Session implements QueueOwner {
       if (this.subscriptions.size >= this.node.options.limits.maxSubscriptionsPerConnection) {
         throw new KoboldError('KOBOLD_ERR_HUB_TOO_MANY_SUBSCRIPTIONS', { limit: this.node.options.limits.maxSubscriptionsPerConnection });
       }
-      subscription = new Subscription(this, namespace.presence);
+      subscription = new Subscription(this);
       this.subscriptions.set(channel, subscription);
       this.node.follow(channel, subscription);
-      if (namespace.presence) {
-        await this.node.backend.addPresence(channel, { clientId: this.clientId, userId: principal.userId, info: principal.info });
-      }
     } else {
       subscription.held ??= [];
     }
     const max = this.node.options.limits.maxHistoryPublications;
     let result;
     try {
+      if (namespace.presence && !subscription.presence) {
+        await this.node.backend.addPresence(channel, { clientId: this.clientId, userId: principal.userId, info: principal.info });
+        subscription.presence = true;
+      }
       result = await this.node.backend.history(channel, { since, limit: since === undefined ? Math.min(history, max) : max });
     } catch (error) {
-      await this.unsubscribe(channel);
+      // Refused: no half subscription stays. Removing presence fails too while the writer is
+      // away, and the writer drops a lost worker's presence itself.
+      await this.unsubscribe(channel).catch(() => {});
       throw error;
     }
     const held = subscription.held ?? [];

@@ -11,6 +11,10 @@ import { type ClientPublication, HubClient, type HubClientOptions } from '../../
 import { messagePack } from '../../src/client/msgpack.js';
 import type { WebSocketConstructor } from '../../src/client/transports/websocket.js';
 import { signHubToken } from '../../src/hub/auth.js';
+import { MemoryBackend } from '../../src/hub/backends/memory.js';
+import type { HistoryQuery, HistoryResult, PresenceEntry } from '../../src/hub/types.js';
+import { KoboldError } from '../../src/errors.js';
+import { resolveHubOptions } from '../../src/hub/options.js';
 import { SECRET, startTestServer, type TestServer } from '../hub/harness.js';
 
 const HUB = {
@@ -38,6 +42,32 @@ function recordingWebSocket(sockets: RecordingWebSocket[]): WebSocketConstructor
 async function until(predicate: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   assert.ok(predicate(), `timed out waiting for ${what}`);
+}
+
+/** A memory backend whose history and presence are unreachable for a channel's first reads, as while the hub writer is replaced. */
+class BriefOutageBackend extends MemoryBackend {
+  readonly historyFailures = new Map<string, number>();
+  readonly presenceFailures = new Map<string, number>();
+
+  override historyNow(channel: string, query: HistoryQuery = {}): HistoryResult {
+    failFirst(this.historyFailures, channel);
+    return super.historyNow(channel, query);
+  }
+
+  override addPresenceNow(channel: string, entry: PresenceEntry): void {
+    failFirst(this.presenceFailures, channel);
+    super.addPresenceNow(channel, entry);
+  }
+}
+
+/** Throws the two errors of a hub writer that does not answer, alternately, while `failures` counts down. */
+function failFirst(failures: Map<string, number>, channel: string): void {
+  const left = failures.get(channel) ?? 0;
+  if (left === 0) return;
+  failures.set(channel, left - 1);
+  throw left % 2 === 0
+    ? new KoboldError('KOBOLD_ERR_HUB_TIMEOUT', { op: 'history', timeoutMs: 5000 })
+    : new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: 'the test cut the writer off' });
 }
 
 describe('hub client', () => {
@@ -213,6 +243,49 @@ describe('hub client', () => {
     c.subscribe('nowhere:x', () => {});
     await until(() => errors.length === 1, 'the error');
     assert.deepEqual(errors, ['KOBOLD_ERR_HUB_UNKNOWN_NAMESPACE']);
+  });
+
+  test('a channel refused because the hub writer does not answer is tried again with backoff, on every transport, with no error event', async () => {
+    const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
+    const outage = await startTestServer({ hub: HUB, backend });
+    try {
+      for (const transport of ['websocket', 'sse', 'longpoll', 'refresh'] as const) {
+        const channel = `news:outage-${transport}`;
+        const { epoch } = await outage.node.publish(channel, 'before');
+        const c = client(outage, { transports: [transport] });
+        await c.connect();
+        const errors: string[] = [];
+        c.on('error', (_channel, error) => errors.push(error.code));
+        const seen: unknown[] = [];
+        backend.historyFailures.set(channel, 2);
+        c.subscribe(channel, (publication) => seen.push(publication.data), { since: { offset: 0, epoch } });
+        await until(() => seen.length === 1, `${transport}: the channel after the outage`);
+        assert.equal(backend.historyFailures.get(channel), 0, `${transport}: both refusals were met`);
+        await outage.node.publish(channel, 'after');
+        await until(() => seen.length === 2, `${transport}: a live publication`);
+        assert.deepEqual(seen, ['before', 'after']);
+        assert.deepEqual(errors, []);
+      }
+    } finally {
+      await outage.close();
+    }
+  });
+
+  test('a subscription whose presence the writer did not take is retried whole: the client ends up in presence', async () => {
+    const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
+    const outage = await startTestServer({ hub: HUB, backend });
+    try {
+      const channel = 'room:outage-presence';
+      const c = client(outage, { transports: ['websocket'], token: await signHubToken(SECRET, { sub: 'u-outage' }, 60) });
+      await c.connect();
+      backend.presenceFailures.set(channel, 1);
+      c.subscribe(channel, () => {});
+      await until(() => c.position(channel) !== undefined, 'the subscription');
+      assert.equal(backend.presenceFailures.get(channel), 0);
+      assert.deepEqual((await outage.node.presence(channel)).map((user) => user.userId), ['u-outage']);
+    } finally {
+      await outage.close();
+    }
   });
 
   test('websocket in MessagePack: the subprotocol is chosen, every message is binary, and nothing is lost across a drop', async () => {
