@@ -37,8 +37,12 @@ export default defineApp<HubConfig>({
       logger: ctx.logger,
       takeOver: true,
       ring: backend === 'shm' ? { segment, doorbellPath, recordBytes, records } : undefined,
-      // The new writer opens the publish socket on the same path after taking over.
-      beforeHandOver: closePublishSocket,
+      beforeHandOver: async () => {
+        // From here this writer cannot serve again: should its successor fail, the master starts another.
+        ctx.supervisor.handedOver();
+        // The new writer opens the publish socket on the same path after taking over.
+        await closePublishSocket();
+      },
     });
     ctx.resources.add('hub log server', server, (opened) => opened.close());
     if (settings.publishSocketEnabled) {

@@ -63,7 +63,9 @@ export type ToMaster =
   /** Asks to be replaced like a limit recycle: the new worker starts, then this one is drained. */
   | { kind: 'recycle'; reason: string }
   /** Asks to be told when a worker of `service` exits. */
-  | { kind: 'watch-exits'; service: string };
+  | { kind: 'watch-exits'; service: string }
+  /** This worker gave its work (a singleton's state) to the replacement starting in its slot: it cannot serve again. */
+  | { kind: 'handed-over' };
 
 type Kinds<M extends { kind: string }> = M['kind'];
 export type Handlers<M extends { kind: string }> = {

@@ -305,6 +305,11 @@ export class Supervisor {
           void this.replace(worker, m.reason);
         },
         'watch-exits': (m) => this.exitWatchers.add(`${m.service}\n${worker.id}`),
+        'handed-over': () => {
+          worker.handedOver = true;
+          // No replacement of it is starting (something else took its work): it must not serve on.
+          if (this.state === 'running' && worker.state === 'ready' && !worker.replacing) this.replaceHandedOver(worker, service, 'no replacement of it is starting');
+        },
         heartbeat: (m) => {
           worker.metrics = m.metrics;
           worker.lastHeartbeatAt = Date.now();
@@ -354,8 +359,8 @@ export class Supervisor {
     }
     const delay = service.crashes.recordCrash(Date.now() - worker.startedAt, how);
     if (this.replacements.has(worker)) {
-      this.logger.error(`replacement worker ${worker.id} (${service.name}) died while starting (${how}); the old worker keeps serving`);
-      return;
+      this.logger.error(`replacement worker ${worker.id} (${service.name}) died while starting (${how})`);
+      return; // replace() decides what happens to the worker it was to replace
     }
     const failing = service.crashes.failing;
     if (failing !== null) this.logger.error(`SERVICE ${service.name} FAILING: ${failing}; next restart in ${delay} ms`);
@@ -371,15 +376,31 @@ export class Supervisor {
     const fresh = this.spawn(service, old.slot);
     this.replacements.add(fresh);
     const outcome = await fresh.ready;
+    if (!outcome.ok) await fresh.exited; // a failed start ends in an exit (or the start timer's kill)
     this.replacements.delete(fresh);
     if (!outcome.ok) {
       old.replacing = false;
-      this.logger.error(`could not replace worker ${old.id} (${reason}): ${outcome.reason}; it keeps serving`);
+      if (old.handedOver) {
+        this.replaceHandedOver(old, service, `its replacement failed (${reason}): ${outcome.reason}`);
+      } else {
+        this.logger.error(`could not replace worker ${old.id} (${reason}): ${outcome.reason}; it keeps serving`);
+      }
       return false;
     }
     this.logger.info(`worker ${old.id} replaced by ${fresh.id} (${reason})`);
     old.drain(reason, this.config.gracefulTimeoutMs);
     return true;
+  }
+
+  /**
+   * A worker that gave its work to a replacement which then failed cannot serve again: drain
+   * it and start a fresh worker in its slot (which starts from what the work left behind,
+   * e.g. the hub's ring). Should that one fail too, the usual crash handling applies.
+   */
+  private replaceHandedOver(old: WorkerHandle, service: ServiceRuntime, why: string): void {
+    this.logger.error(`worker ${old.id} (${service.name}) handed its work over and ${why}; starting a fresh worker in its place`);
+    old.drain('handed over to a failed replacement', this.config.gracefulTimeoutMs);
+    this.refill(service);
   }
 
   private checkLimits(worker: WorkerHandle, service: ServiceRuntime): void {

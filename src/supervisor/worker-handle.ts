@@ -15,10 +15,15 @@ export class WorkerHandle {
   metrics: WorkerMetrics | null = null;
   /** Set while a replacement is starting, so a limit cannot trigger twice. */
   replacing = false;
+  /** It gave its work to its replacement: if that one fails, a fresh worker starts instead of this one serving on. */
+  handedOver = false;
   /** Why the master ended it on purpose (recycle, scale-down, stop); null for a crash. */
   endReason: string | null = null;
   readonly ready: Promise<ReadyOutcome>;
+  /** Resolves once the process has exited. */
+  readonly exited: Promise<void>;
   private settleReady!: (outcome: ReadyOutcome) => void;
+  private settleExited!: () => void;
   private killTimer: NodeJS.Timeout | undefined;
   private nextSeq = 1;
   private readonly pending = new Map<number, (reply: Reply) => void>();
@@ -35,6 +40,9 @@ export class WorkerHandle {
   ) {
     this.ready = new Promise((resolve) => {
       this.settleReady = resolve;
+    });
+    this.exited = new Promise((resolve) => {
+      this.settleExited = resolve;
     });
   }
 
@@ -110,6 +118,7 @@ export class WorkerHandle {
     this.state = 'exited';
     for (const ack of [...this.pending.keys()]) this.settle({ kind: 'reply', ack, ok: false, error: 'the worker exited' });
     this.settleReady({ ok: false, reason: `exited with ${signal ?? `code ${code}`} before it was ready`, noRespawn: false });
+    this.settleExited();
   }
 
   status(now = Date.now()): WorkerStatus {

@@ -23,6 +23,15 @@ export class SupervisorLink {
     this.send({ kind: 'recycle', reason });
   }
 
+  /**
+   * Tells the master this worker has given its work to its replacement (e.g. the hub writer
+   * its log): should the replacement fail to start, the master then drains this worker and
+   * starts a fresh one, instead of keeping one that can no longer serve.
+   */
+  handedOver(): void {
+    this.send({ kind: 'handed-over' });
+  }
+
   /** Calls `listener` whenever a worker of `service` exits; returns a function that stops it. */
   onWorkerExit(service: string, listener: (exit: WorkerExit) => void): () => void {
     let listeners = this.exitListeners.get(service);

@@ -2,14 +2,17 @@
 // run once per backend by daemon.test.ts (shm) and daemon-socket.test.ts.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { segmentPrefix } from '../../src/shm/app-api.js';
-import { isAlive, type TestProject } from '../helpers/daemon.js';
+import { isAlive, type TestProject, waitFor } from '../helpers/daemon.js';
 import {
   API_KEY,
   apiCall,
+  hubProjectConfig,
   publishReliably,
   publishSocketCall,
   SECRET,
@@ -216,6 +219,53 @@ export function hubDaemonCases(backend: 'shm' | 'socket'): void {
       assert.deepEqual(client.offsets(channel), Array.from({ length: sent }, (_, i) => i + 1));
       assert.deepEqual(client.resyncs, []);
       assert.ok(project.workerPids().every((pid) => !before.includes(pid)), 'every worker was replaced');
+    });
+
+    test('a writer that handed the log to a successor which then failed leaves; after a fixed reload a fresh writer serves', async () => {
+      const channel = 'room:failed-successor';
+      const client = new TestClient(project.url, 'websocket');
+      clients.push(client);
+      client.subscribe(channel);
+      await client.connected();
+      const first = await publishReliably(project.url, channel, 1);
+      await client.waitForOffsets(channel, 1, 'the first publication');
+      const handedOver = project.fullStatus().workers.find((worker) => worker.service === 'hub' && worker.state === 'ready')!.pid;
+      // A config whose publish socket path another process listens on: the new writer takes
+      // the log over, then fails its setup.
+      const taken = join(project.dir, 'taken.sock');
+      const squatter = createServer((probe) => probe.destroy());
+      squatter.listen(taken);
+      await once(squatter, 'listening');
+      try {
+        // (Web workers started meanwhile give up on the missing writer after 2 s instead of 10.)
+        project.writeConfig(hubProjectConfig(project.port, { backend, publishSocketPath: taken, writerConnectTimeoutMs: 2000 }));
+        const badReload = await project.koboldAsync(['reload']);
+        assert.equal(badReload.code, 0, badReload.stderr);
+        assert.match(project.log(), /handed its work over and its replacement failed \(reload\): .*EADDRINUSE/);
+        await waitFor(() => !isAlive(handedOver), 'the writer that handed over to leave');
+        // The fresh writer started in its place meets the same listener: the service is failing, with no writer left serving.
+        const hub = await waitFor(() => project.fullStatus().services.find((service) => service.name === 'hub' && service.failing !== null), 'the hub service to be failing');
+        assert.equal(hub.workers, 0);
+      } finally {
+        squatter.close();
+      }
+      project.writeConfig(hubProjectConfig(project.port, { backend }));
+      const reload = await project.koboldAsync(['reload']);
+      assert.equal(reload.code, 0, reload.stderr);
+      const next = await publishReliably(project.url, channel, 2);
+      if (backend === 'shm') {
+        assert.deepEqual(next, { offset: 2, epoch: first.epoch }, 'the fresh writer continued the stream from the ring');
+        await client.waitForOffsets(channel, 2, 'the publication after the failure');
+        assert.deepEqual(client.offsets(channel), [1, 2]);
+        assert.deepEqual(client.resyncs, []);
+      } else {
+        // The socket backend keeps the log in the writer only: the stream starts over, and the client is told.
+        assert.notEqual(next.epoch, first.epoch);
+        await waitFor(() => client.resyncs.includes(channel), 'the client to be told to resync');
+      }
+      assert.deepEqual(client.errors, [], 'no channel was dropped while the writer was away');
+      const line = JSON.parse(await publishSocketCall(join(project.dir, '.kobold/publish.sock'), JSON.stringify({ method: 'publish', channel, data: 3 })));
+      assert.equal(line.result.offset, next.offset + 1, 'the fresh writer serves the publish socket');
     });
   });
 }

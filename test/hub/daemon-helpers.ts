@@ -71,6 +71,8 @@ export class TestClient {
   readonly client: HubClient;
   readonly received = new Map<string, ClientPublication[]>();
   readonly resyncs: string[] = [];
+  /** Channels the server refused (the client dropped them). */
+  readonly errors: string[] = [];
 
   constructor(base: string, transport: ClientTransportName, options: { token?: string } = {}) {
     this.client = new HubClient({
@@ -82,6 +84,7 @@ export class TestClient {
       refreshIntervalMs: 100,
     });
     this.client.on('resync', (channel) => this.resyncs.push(channel));
+    this.client.on('error', (channel, error) => this.errors.push(`${channel}: ${error.code}`));
   }
 
   subscribe(channel: string): void {
