@@ -83,7 +83,8 @@ async function main(): Promise<void> {
   const node = new HubNode({ backend: new MemoryBackend({ namespaces: hub.namespaces }), hub });
   const mounted = hubRoutes(node);
   const server = createServer();
-  const hubWss = new WebSocketServer({ server, ...webSocketServerOptions(node) });
+  // The hub does not track its sockets; the bench does, to end its clients.
+  const hubWss = new WebSocketServer({ server, ...webSocketServerOptions(node), clientTracking: true });
   hubWss.on('connection', (socket) => mounted.acceptWebSocket(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const data = { text: 'x'.repeat(64) };
