@@ -117,7 +117,8 @@ export class HubClient {
       token: async () => (typeof token === 'function' ? ((await token()) ?? undefined) : token),
       fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
       events,
-      positions: () => new Map([...this.channels].map(([channel, state]) => [channel, state.last])),
+      // A channel waiting to be tried again stays out until its timer: a poll would be refused at once, over and over.
+      positions: () => new Map([...this.channels].filter(([, state]) => state.retryTimer === undefined).map(([channel, state]) => [channel, state.last])),
       openTimeoutMs: options.openTimeoutMs ?? 5000,
     };
   }

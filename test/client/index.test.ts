@@ -271,6 +271,26 @@ describe('hub client', () => {
     }
   });
 
+  test('long-polling does not poll in a loop while a channel waits to be tried again', async () => {
+    const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
+    const outage = await startTestServer({ hub: HUB, backend });
+    try {
+      const c = client(outage, { transports: ['longpoll'] });
+      await c.connect();
+      let polls = 0;
+      outage.server.on('request', () => (polls += 1));
+      const channel = 'news:long-outage';
+      backend.historyFailures.set(channel, 1_000_000);
+      c.subscribe(channel, () => {});
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The backoff (20 ms doubling to 200 ms) allows about six attempts in 500 ms, two polls each.
+      assert.ok(polls <= 40, `${polls} polls in 500 ms`);
+      assert.ok(backend.historyFailures.get(channel)! < 1_000_000, 'the channel was tried');
+    } finally {
+      await outage.close();
+    }
+  });
+
   test('a subscription whose presence the writer did not take is retried whole: the client ends up in presence', async () => {
     const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
     const outage = await startTestServer({ hub: HUB, backend });
