@@ -376,7 +376,10 @@ export class Supervisor {
     const fresh = this.spawn(service, old.slot);
     this.replacements.add(fresh);
     const outcome = await fresh.ready;
-    if (!outcome.ok) await fresh.exited; // a failed start ends in an exit (or the start timer's kill)
+    if (!outcome.ok) {
+      fresh.killAfter(this.config.gracefulTimeoutMs); // a failed start ends in an exit; make sure of it
+      await fresh.exited;
+    }
     this.replacements.delete(fresh);
     if (!outcome.ok) {
       old.replacing = false;
