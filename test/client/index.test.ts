@@ -70,6 +70,17 @@ function failFirst(failures: Map<string, number>, channel: string): void {
     : new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: 'the test cut the writer off' });
 }
 
+/** Runs `body` against a hub server on a BriefOutageBackend, closed afterwards. */
+async function withOutageServer(body: (outage: TestServer, backend: BriefOutageBackend) => Promise<void>): Promise<void> {
+  const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
+  const outage = await startTestServer({ hub: HUB, backend });
+  try {
+    await body(outage, backend);
+  } finally {
+    await outage.close();
+  }
+}
+
 describe('hub client', () => {
   let server: TestServer;
   let noWebSocket: TestServer;
@@ -246,9 +257,7 @@ describe('hub client', () => {
   });
 
   test('a channel refused because the hub writer does not answer is tried again with backoff, on every transport, with no error event', async () => {
-    const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
-    const outage = await startTestServer({ hub: HUB, backend });
-    try {
+    await withOutageServer(async (outage, backend) => {
       for (const transport of ['websocket', 'sse', 'longpoll', 'refresh'] as const) {
         const channel = `news:outage-${transport}`;
         const { epoch } = await outage.node.publish(channel, 'before');
@@ -266,15 +275,11 @@ describe('hub client', () => {
         assert.deepEqual(seen, ['before', 'after']);
         assert.deepEqual(errors, []);
       }
-    } finally {
-      await outage.close();
-    }
+    });
   });
 
   test('long-polling does not poll in a loop while a channel waits to be tried again', async () => {
-    const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
-    const outage = await startTestServer({ hub: HUB, backend });
-    try {
+    await withOutageServer(async (outage, backend) => {
       const c = client(outage, { transports: ['longpoll'] });
       await c.connect();
       let polls = 0;
@@ -286,15 +291,11 @@ describe('hub client', () => {
       // The backoff (20 ms doubling to 200 ms) allows about six attempts in 500 ms, two polls each.
       assert.ok(polls <= 40, `${polls} polls in 500 ms`);
       assert.ok(backend.historyFailures.get(channel)! < 1_000_000, 'the channel was tried');
-    } finally {
-      await outage.close();
-    }
+    });
   });
 
   test('a subscription whose presence the writer did not take is retried whole: the client ends up in presence', async () => {
-    const backend = new BriefOutageBackend({ namespaces: resolveHubOptions(HUB).namespaces });
-    const outage = await startTestServer({ hub: HUB, backend });
-    try {
+    await withOutageServer(async (outage, backend) => {
       const channel = 'room:outage-presence';
       const c = client(outage, { transports: ['websocket'], token: await signHubToken(SECRET, { sub: 'u-outage' }, 60) });
       await c.connect();
@@ -303,9 +304,7 @@ describe('hub client', () => {
       await until(() => c.position(channel) !== undefined, 'the subscription');
       assert.equal(backend.presenceFailures.get(channel), 0);
       assert.deepEqual((await outage.node.presence(channel)).map((user) => user.userId), ['u-outage']);
-    } finally {
-      await outage.close();
-    }
+    });
   });
 
   test('websocket in MessagePack: the subprotocol is chosen, every message is binary, and nothing is lost across a drop', async () => {

@@ -177,6 +177,17 @@ export function hubDaemonCases(backend: 'shm' | 'socket'): void {
       return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('old').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
     }
 
+    /** A WebSocket client on `channel` that has received the channel's first publication. */
+    async function clientAfterFirst(channel: string): Promise<{ client: TestClient; first: { offset: number; epoch: string } }> {
+      const client = new TestClient(project.url, 'websocket');
+      clients.push(client);
+      client.subscribe(channel);
+      await client.connected();
+      const first = await publishReliably(project.url, channel, 1);
+      await client.waitForOffsets(channel, 1, 'the first publication');
+      return { client, first };
+    }
+
     test('a client resumes without loss after its web worker is SIGKILLed', async () => {
       const channel = 'room:kill';
       const client = new TestClient(project.url, 'websocket');
@@ -197,12 +208,7 @@ export function hubDaemonCases(backend: 'shm' | 'socket'): void {
 
     test('a client resumes without loss across `kobold reload` (web workers and the hub writer replaced)', async () => {
       const channel = 'room:reload';
-      const client = new TestClient(project.url, 'websocket');
-      clients.push(client);
-      client.subscribe(channel);
-      await client.connected();
-      const first = await publishReliably(project.url, channel, 1);
-      await client.waitForOffsets(channel, 1, 'the first publication');
+      const { client, first } = await clientAfterFirst(channel);
       const before = project.workerPids();
       const reload = project.koboldAsync(['reload']);
       let sent = 1;
@@ -223,12 +229,7 @@ export function hubDaemonCases(backend: 'shm' | 'socket'): void {
 
     test('a writer that handed the log to a successor which then failed leaves; after a fixed reload a fresh writer serves', async () => {
       const channel = 'room:failed-successor';
-      const client = new TestClient(project.url, 'websocket');
-      clients.push(client);
-      client.subscribe(channel);
-      await client.connected();
-      const first = await publishReliably(project.url, channel, 1);
-      await client.waitForOffsets(channel, 1, 'the first publication');
+      const { client, first } = await clientAfterFirst(channel);
       const handedOver = project.fullStatus().workers.find((worker) => worker.service === 'hub' && worker.state === 'ready')!.pid;
       // A config whose publish socket path another process listens on: the new writer takes
       // the log over, then fails its setup.
