@@ -377,19 +377,16 @@ export class Supervisor {
     this.replacements.add(fresh);
     const outcome = await fresh.ready;
     if (!outcome.ok) {
-      fresh.killAfter(this.config.gracefulTimeoutMs); // a failed start ends in an exit; make sure of it
+      // Decide once it is gone: a failed start ends in an exit (made sure of here).
+      fresh.killAfter(this.config.gracefulTimeoutMs);
       await fresh.exited;
-    }
-    this.replacements.delete(fresh);
-    if (!outcome.ok) {
+      this.replacements.delete(fresh);
       old.replacing = false;
-      if (old.handedOver) {
-        this.replaceHandedOver(old, service, `its replacement failed (${reason}): ${outcome.reason}`);
-      } else {
-        this.logger.error(`could not replace worker ${old.id} (${reason}): ${outcome.reason}; it keeps serving`);
-      }
+      if (old.handedOver) this.replaceHandedOver(old, service, `its replacement failed (${reason}): ${outcome.reason}`);
+      else this.logger.error(`could not replace worker ${old.id} (${reason}): ${outcome.reason}; it keeps serving`);
       return false;
     }
+    this.replacements.delete(fresh);
     this.logger.info(`worker ${old.id} replaced by ${fresh.id} (${reason})`);
     old.drain(reason, this.config.gracefulTimeoutMs);
     return true;
