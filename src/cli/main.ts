@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import { describeError, isKoboldError } from '../errors.js';
-import type { DaemonStatus, FullStatus } from '../ipc/control.js';
+import type { DaemonStatus, FullStatus, ReloadResult, ReplacementFailure } from '../ipc/control.js';
 import { runMaster } from '../supervisor/master.js';
 import { SIGNALS } from '../supervisor/signals.js';
 import { attachConsole } from './console-client.js';
@@ -88,13 +88,15 @@ program
   .option('--config-only', 'apps with an onConfig hook take their new config in place; only other workers are replaced')
   .action(async (options: CommonOptions & { configOnly?: boolean }) => {
     const paths = await locateDaemon(loadOptions(options));
-    const result = (await control(paths.controlSocket, { cmd: 'reload', configOnly: options.configOnly ?? false }, 600_000)) as {
-      services: string[];
-      restarted: number;
-      reconfigured: number;
-    };
-    print(`kobold reloaded: ${result.restarted} workers replaced, ${result.reconfigured} reconfigured in place (services: ${result.services.join(', ')})`);
+    const result = (await control(paths.controlSocket, { cmd: 'reload', configOnly: options.configOnly ?? false }, 600_000)) as ReloadResult;
+    print(`kobold reloaded: ${result.replaced} workers replaced, ${result.reconfigured} reconfigured in place (services: ${result.services.join(', ')})`);
+    if (result.failed.length > 0) fail(`${result.failed.length} worker(s) could not be replaced:\n${result.failed.map(describeFailure).join('\n')}`);
   });
+
+function describeFailure(failure: ReplacementFailure): string {
+  const after = failure.keptServing ? 'it keeps serving the previous config and code' : 'it had handed its work over, so a fresh worker was started in its place';
+  return `  worker ${failure.worker} (${failure.service}): ${failure.reason}; ${after}`;
+}
 
 program
   .command('console')

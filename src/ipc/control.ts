@@ -20,6 +20,29 @@ export type ControlReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: { code: string; message: string; problems?: ConfigProblem[] } };
 
+/** A worker that a reload or rolling restart could not replace. */
+export interface ReplacementFailure {
+  worker: number;
+  service: string;
+  /** Why its replacement did not start. */
+  reason: string;
+  /** True: the old worker keeps serving; false: it had handed its work over and a fresh one was started in its place. */
+  keptServing: boolean;
+}
+
+/** What a rolling restart did. */
+export interface RolloutResult {
+  replaced: number;
+  failed: ReplacementFailure[];
+}
+
+/** The answer to `reload`. */
+export interface ReloadResult extends RolloutResult {
+  services: string[];
+  /** Workers whose apps took the new config in place (`--config-only`). */
+  reconfigured: number;
+}
+
 export type WorkerStateName = 'starting' | 'ready' | 'draining' | 'exited';
 
 export interface WorkerStatus {

@@ -120,8 +120,7 @@ async function answer(supervisor: Supervisor, request: ControlRequest): Promise<
     case 'reload':
       return supervisor.reload(request.configOnly ?? false);
     case 'restart-workers':
-      await supervisor.restartWorkers('restart-workers');
-      return { restarted: true };
+      return supervisor.restartWorkers('restart-workers');
     case 'reopen-logs':
       supervisor.reopenLogs();
       return { reopened: true };

@@ -5,7 +5,7 @@ import { EXIT_NO_RESPAWN } from '../config/defaults.js';
 import { loadConfig, type LoadOptions, type ResolvedConfig } from '../config/load.js';
 import type { AppConfig } from '../config/schema.js';
 import { describeError, KoboldError } from '../errors.js';
-import type { DaemonStatus, FullStatus, ServiceStatus } from '../ipc/control.js';
+import type { DaemonStatus, FullStatus, ReloadResult, ReplacementFailure, RolloutResult, ServiceStatus } from '../ipc/control.js';
 import { handle, type ToMaster, type WorkerBoot } from '../ipc/messages.js';
 import { removeSocketFile } from '../ipc/unix-socket.js';
 import type { LogOutput } from '../log/logger.js';
@@ -21,6 +21,9 @@ const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url)
 const HARD_STOP_KILL_MS = 1_000;
 
 export type SupervisorState = 'starting' | 'running' | 'stopping';
+
+/** How a replace() ended: the new worker took over, nothing was tried (service gone, daemon stopping), or it failed. */
+type Replacement = 'replaced' | 'skipped' | ReplacementFailure;
 
 /**
  * The master: owns every worker process, restarts crashed ones, recycles them on limits,
@@ -39,7 +42,7 @@ export class Supervisor {
   /** "service\nworkerId" pairs: that worker is told when a worker of that service exits. */
   private readonly exitWatchers = new Set<string>();
   private watchdog: NodeJS.Timeout | undefined;
-  private rolling: Promise<void> = Promise.resolve();
+  private rolling: Promise<unknown> = Promise.resolve();
   private hardStopping = false;
   private resolveStopped!: () => void;
   /** Resolves once a stop has ended every worker. */
@@ -127,9 +130,10 @@ export class Supervisor {
   /**
    * Re-reads and validates the config; on success replaces workers one by one (new code and
    * config). With `configOnly`, apps that registered onConfig take their new config in place;
-   * only workers that cannot, or whose service settings changed, are replaced.
+   * only workers that cannot, or whose service settings changed, are replaced. The answer
+   * names every worker that could not be replaced.
    */
-  async reload(configOnly = false): Promise<{ services: string[]; restarted: number; reconfigured: number }> {
+  async reload(configOnly = false): Promise<ReloadResult> {
     this.assertRunning();
     const next = await loadConfig(this.loadOptions); // throws with every problem: the old config stays
     const previous = this.config;
@@ -155,19 +159,19 @@ export class Supervisor {
       existing.update(serviceConfig);
     }
     this.logger.info(`config reloaded from ${next.configFile ?? 'defaults'}${configOnly ? ' (config only)' : ''}`);
-    const before = this.countWorkers();
+    const tally: RolloutResult = { replaced: 0, failed: [] };
     let reconfigured = 0;
     if (configOnly) {
-      reconfigured = await this.reconfigureInPlace(unchanged);
-      await this.restartWorkers('reload', (service) => !unchanged.has(service));
+      reconfigured = await this.reconfigureInPlace(unchanged, tally);
+      addTo(tally, await this.restartWorkers('reload', (service) => !unchanged.has(service)));
     } else {
-      await this.restartWorkers('reload');
+      addTo(tally, await this.restartWorkers('reload'));
     }
-    return { services: [...this.services.keys()], restarted: before - reconfigured, reconfigured };
+    return { services: [...this.services.keys()], reconfigured, ...tally };
   }
 
-  /** Sends new app configs to the workers of `services`; replaces each that cannot take them. */
-  private async reconfigureInPlace(services: Set<string>): Promise<number> {
+  /** Sends new app configs to the workers of `services`; replaces each that cannot take them (counted in `tally`). */
+  private async reconfigureInPlace(services: Set<string>, tally: RolloutResult): Promise<number> {
     let reconfigured = 0;
     await Promise.all(
       [...this.workers].filter((worker) => services.has(worker.service) && worker.state === 'ready').map(async (worker) => {
@@ -178,32 +182,34 @@ export class Supervisor {
           return;
         }
         this.logger.info(`worker ${worker.id} cannot take the new config in place (${reply.error}); replacing it`);
-        await this.replace(worker, 'reload');
+        count(tally, await this.replace(worker, 'reload'));
       }),
     );
     return reconfigured;
   }
 
-  private countWorkers(): number {
-    return [...this.workers].filter((worker) => worker.active).length;
-  }
-
-  /** Graceful restart of every worker, one at a time per service: start the new, then drain the old. */
-  restartWorkers(reason: string, include: (service: string) => boolean = () => true): Promise<void> {
+  /**
+   * Graceful restart of every worker, one at a time per service: start the new, then drain
+   * the old. Rolling restarts run one after another; each answers what it replaced and what not.
+   */
+  restartWorkers(reason: string, include: (service: string) => boolean = () => true): Promise<RolloutResult> {
     this.assertRunning();
-    this.rolling = this.rolling.then(() =>
-      Promise.all(
+    const rollout = this.rolling.then(async () => {
+      const tally: RolloutResult = { replaced: 0, failed: [] };
+      await Promise.all(
         [...this.services.values()].map(async (service) => {
           const old = include(service.name) ? this.activeWorkers(service.name) : [];
           for (const worker of old) {
             if (this.state !== 'running') return;
-            if (worker.state === 'ready' && !worker.replacing) await this.replace(worker, reason);
+            if (worker.state === 'ready' && !worker.replacing) count(tally, await this.replace(worker, reason));
           }
           this.applyTarget(service);
         }),
-      ).then(() => undefined),
-    );
-    return this.rolling;
+      );
+      return tally;
+    });
+    this.rolling = rollout;
+    return rollout;
   }
 
   reopenLogs(): void {
@@ -369,9 +375,9 @@ export class Supervisor {
   }
 
   /** Starts the new worker first and drains the old one once the new one is ready. */
-  private async replace(old: WorkerHandle, reason: string): Promise<boolean> {
+  private async replace(old: WorkerHandle, reason: string): Promise<Replacement> {
     const service = this.services.get(old.service);
-    if (service === undefined || this.state !== 'running') return false;
+    if (service === undefined || this.state !== 'running') return 'skipped';
     old.replacing = true;
     const fresh = this.spawn(service, old.slot);
     this.replacements.add(fresh);
@@ -382,14 +388,15 @@ export class Supervisor {
       await fresh.exited;
       this.replacements.delete(fresh);
       old.replacing = false;
+      const failure = { worker: old.id, service: old.service, reason: outcome.reason, keptServing: !old.handedOver };
       if (old.handedOver) this.replaceHandedOver(old, service, `its replacement failed (${reason}): ${outcome.reason}`);
       else this.logger.error(`could not replace worker ${old.id} (${reason}): ${outcome.reason}; it keeps serving`);
-      return false;
+      return failure;
     }
     this.replacements.delete(fresh);
     this.logger.info(`worker ${old.id} replaced by ${fresh.id} (${reason})`);
     old.drain(reason, this.config.gracefulTimeoutMs);
-    return true;
+    return 'replaced';
   }
 
   /**
@@ -538,4 +545,15 @@ export function consoleSocketPath(runDir: string, workerId: number): string {
 function sameAppLayout(before: AppConfig[], after: AppConfig[], service: string): boolean {
   const layout = (apps: AppConfig[]) => JSON.stringify(apps.filter((app) => app.service === service).map(({ config: _config, ...rest }) => rest));
   return layout(before) === layout(after);
+}
+
+/** Counts one replace() in a rollout's tally. */
+function count(tally: RolloutResult, replacement: Replacement): void {
+  if (replacement === 'replaced') tally.replaced += 1;
+  else if (replacement !== 'skipped') tally.failed.push(replacement);
+}
+
+function addTo(tally: RolloutResult, more: RolloutResult): void {
+  tally.replaced += more.replaced;
+  tally.failed.push(...more.failed);
 }

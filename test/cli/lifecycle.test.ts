@@ -116,6 +116,27 @@ test('reload with an invalid config keeps the daemon serving on its old config',
   assert.ok(afterPids.every((pid) => !before.includes(pid)), 'every worker was replaced');
 });
 
+test('reload whose new workers cannot start exits 1, names each worker and why, and the old ones keep serving', async () => {
+  const p = await project();
+  p.start();
+  const before = p.fullStatus().workers.map((worker) => worker.id).sort();
+  p.writeConfig(appConfig(p.port, 'setup-throws.mjs'));
+  const bad = p.kobold(['reload']);
+  assert.equal(bad.code, 1, bad.stdout);
+  assert.match(bad.stdout, /kobold reloaded: 0 workers replaced/);
+  assert.match(bad.stderr, /2 worker\(s\) could not be replaced/);
+  for (const id of before) {
+    assert.match(bad.stderr, new RegExp(`worker ${id} \\(web\\): .*database unreachable \\(on purpose\\).*; it keeps serving the previous config and code`));
+  }
+  assert.deepEqual(p.fullStatus().workers.map((worker) => worker.id).sort(), before, 'the old workers are still there');
+  assert.equal((await httpGet(p.url)).status, 200);
+
+  p.writeConfig(appConfig(p.port, 'hello.mjs'));
+  const good = p.kobold(['reload']);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /kobold reloaded: 2 workers replaced/);
+});
+
 test('USR1 reopens the log file after it was moved away', async () => {
   const p = await project();
   p.start();
