@@ -8,7 +8,7 @@
 // in one run, keep-alive load from this process (autocannon). Each figure is printed as
 // requests per second and as the server's CPU per request: the load generator shares the
 // 2 cores, so the second tells the server's own cost with less of the generator's noise.
-// Run: npm run build && node --import tsx bench/hub/shm-refresh.bench.ts [seconds]
+// Run: npm run build && node --import tsx bench/hub/shm-refresh.bench.ts [seconds per round] [rounds]
 import { spawnSync } from 'node:child_process';
 import cluster from 'node:cluster';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,9 +21,11 @@ import { shmAvailable, unavailableReason } from '../../src/shm/native.js';
 import { cpuSeconds } from './proc.js';
 import { CLI, freePort, ratio, run } from '../helpers.js';
 
-const SECONDS = Number(process.argv[2] ?? 5);
+// Many short interleaved rounds: this shared machine's speed drifts by 20% and more within a
+// minute, and a drift that falls on one kind's long round would be read as that kind's cost.
+const SECONDS = Number(process.argv[2] ?? 2);
+const ROUNDS = Number(process.argv[3] ?? 8);
 const CONNECTIONS = 50;
-const ROUNDS = 3;
 const HELLO_APP = fileURLToPath(new URL('../shm/fixtures/hello-app.mjs', import.meta.url));
 const CHANNEL = 'room:poll';
 

@@ -70,14 +70,16 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   return parseJson(await readBody(req, limit));
 }
 
-/** A JSON answer encoded once with its headers, to be sent again as is (refresh answers kept ready). */
+/**
+ * A JSON answer with its headers built once, to be sent again as is (refresh answers kept
+ * ready). The body stays text: Node writes a text body and the head in one chunk, a Buffer
+ * body as a second one.
+ */
 export class ReadyJson {
-  readonly body: Buffer;
   readonly headers: OutgoingHttpHeaders;
 
-  constructor(json: string) {
-    this.body = Buffer.from(json);
-    this.headers = jsonHeaders(this.body.length);
+  constructor(readonly body: string) {
+    this.headers = jsonHeaders(Buffer.byteLength(body));
   }
 }
 

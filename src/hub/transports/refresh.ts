@@ -45,10 +45,13 @@ export class UpToDateAnswers {
     return this.answers.size;
   }
 
-  /** The request's text, or null when its answer must not be kept (a token header, too long). */
+  /**
+   * The request's text, or null when its answer must not be kept (a token header, too long).
+   * A GET's is its URL as it came (no copy); a POST's adds a line break, which no URL holds, and its body.
+   */
   keyOf(req: IncomingMessage, body: string): string | null {
     if (req.headers.authorization !== undefined) return null;
-    const key = `${req.method} ${req.url}\n${body}`;
+    const key = req.method === 'GET' ? req.url! : `${req.url}\n${body}`;
     return key.length > MAX_KEY_LENGTH ? null : key;
   }
 
