@@ -9,6 +9,9 @@ import { NOT_HANDLED } from '../app/http-routes.js';
 import type { AppResolver } from '../app/resolver.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+/** Requests with a body kept before the first sweep of those whose body arrived (see dropArrivedBodies). */
+const MIN_BODIES_KEPT = 64;
+
 /** Answers a request before the apps (returns true), or leaves it to them. */
 export type PreHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
@@ -48,8 +51,17 @@ export class WorkerHttpServer {
   /** Each open connection, with the timer its first request's headers must beat. */
   private readonly connections = new Map<Socket, NodeJS.Timeout | undefined>();
   private readonly openResponses = new Set<ServerResponse>();
-  /** Requests whose body is still due, with their deadline, oldest first (see limitBodyTime). */
-  private readonly bodyDeadlines = new Map<IncomingMessage, number>();
+  /**
+   * Requests with a body, oldest first, and their deadlines (see limitBodyTime). Arrays, not a
+   * Map: a Map that had held requests (as keys or in values) left every later request of the
+   * worker costlier, with a body or not: far more of their objects outlived young-generation
+   * collections (650 KB instead of 10 KB per collection, measured) and GC time per request
+   * rose ~4x.
+   */
+  private readonly bodiesDue: IncomingMessage[] = [];
+  private readonly bodyDeadlines: number[] = [];
+  /** Length of bodiesDue at which the requests whose body arrived are dropped. */
+  private dropArrivedAt = MIN_BODIES_KEPT;
   private bodyTimer: NodeJS.Timeout | null = null;
   /** One listener for every response's 'close' and one for every connection's (no closure each). */
   private readonly responseClosed: (this: ServerResponse) => void;
@@ -166,37 +178,49 @@ export class WorkerHttpServer {
     this.inFlight -= 1;
     this.requests += 1;
     this.lastActiveAt = Date.now();
-    if (res.req.complete) this.bodyDeadlines.delete(res.req);
   }
 
   /**
    * A body must arrive within requestTimeoutMs (Node itself checks only every 30 s): slow-body
    * clients get 408. One timer for all requests, not one each (a poll's body nearly always
    * comes with its headers): deadlines are kept in arrival order and checked when the oldest
-   * is due.
+   * is due. Requests whose body arrived are dropped in passing, a batch at a time.
    */
   private limitBodyTime(req: IncomingMessage): void {
-    this.bodyDeadlines.set(req, Date.now() + this.options.requestTimeoutMs);
+    if (this.bodiesDue.length >= this.dropArrivedAt) this.dropArrivedBodies();
+    this.bodiesDue.push(req);
+    this.bodyDeadlines.push(Date.now() + this.options.requestTimeoutMs);
     this.bodyTimer ??= setTimeout(() => this.checkBodyDeadlines(), this.options.requestTimeoutMs).unref();
+  }
+
+  /** Keeps the requests whose body is still due; next time, at twice as many (at least MIN_BODIES_KEPT). */
+  private dropArrivedBodies(): void {
+    let kept = 0;
+    for (let i = 0; i < this.bodiesDue.length; i++) {
+      const req = this.bodiesDue[i];
+      if (req.complete || req.socket.destroyed) continue;
+      this.bodiesDue[kept] = req;
+      this.bodyDeadlines[kept] = this.bodyDeadlines[i];
+      kept += 1;
+    }
+    this.bodiesDue.length = kept;
+    this.bodyDeadlines.length = kept;
+    this.dropArrivedAt = Math.max(MIN_BODIES_KEPT, kept * 2);
   }
 
   private checkBodyDeadlines(): void {
     this.bodyTimer = null;
+    this.dropArrivedBodies();
     const now = Date.now();
-    for (const [req, deadline] of this.bodyDeadlines) {
-      if (req.complete || req.socket.destroyed) {
-        this.bodyDeadlines.delete(req);
-        continue;
-      }
-      if (deadline > now) {
-        this.bodyTimer = setTimeout(() => this.checkBodyDeadlines(), deadline - now).unref();
-        return;
-      }
-      this.bodyDeadlines.delete(req);
+    let late = 0;
+    while (late < this.bodiesDue.length && this.bodyDeadlines[late] <= now) late += 1;
+    this.bodyDeadlines.splice(0, late);
+    for (const req of this.bodiesDue.splice(0, late)) {
       const error = new KoboldError('KOBOLD_ERR_BAD_REQUEST', { reason: `the request body did not arrive within ${this.options.requestTimeoutMs} ms` });
       req.socket.end(rawError('408 Request Timeout', error));
       req.socket.destroySoon();
     }
+    if (this.bodiesDue.length > 0) this.bodyTimer = setTimeout(() => this.checkBodyDeadlines(), this.bodyDeadlines[0] - now).unref();
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -135,6 +135,17 @@ test('slow bodies started at different times are each cut at their deadline; a b
   inTime.socket.destroy();
 });
 
+test('on one connection, a request answered in time leaves the next request its own body deadline', async () => {
+  const head = (length: number) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+  const { socket, received, closed } = await rawConnection();
+  // Pipelined: the first is whole, the second's body stops halfway.
+  socket.write(`${head(7)}{"c":1}${head(100)}{"a":`);
+  await closed;
+  assert.match(received(), /^HTTP\/1\.1 200 OK/);
+  assert.match(received(), /\{"body":\{"c":1\}\}/);
+  assert.match(received(), /HTTP\/1\.1 408 Request Timeout[^]*the request body did not arrive within 700 ms/);
+});
+
 test('an idle keep-alive connection is closed after keepAliveTimeoutMs', async () => {
   const { socket, received, closed } = await rawConnection();
   socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
