@@ -8,10 +8,10 @@ import type { AppInstance } from '../app/instance.js';
 import { NOT_HANDLED } from '../app/http-routes.js';
 import type { AppResolver } from '../app/resolver.js';
 
-export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 /** Requests with a body kept before the first sweep of those whose body arrived (see dropArrivedBodies). */
 const MIN_BODIES_KEPT = 64;
 
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 /** Answers a request before the apps (returns true), or leaves it to them. */
 export type PreHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
