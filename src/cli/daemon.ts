@@ -58,7 +58,7 @@ export async function startDetached(config: ResolvedConfig, options: LoadOptions
   const logFile = config.logFile ?? defaultLogFile(config);
   mkdirSync(dirname(logFile), { recursive: true });
   const logFd = openSync(logFile, 'a');
-  const args = [MASTER_ENTRY, '--ready-fd', '3'];
+  const args = [...(config.masterMaxSemiSpaceMb > 0 ? [`--max-semi-space-size=${config.masterMaxSemiSpaceMb}`] : []), MASTER_ENTRY, '--ready-fd', '3'];
   if (options.configFile !== undefined) args.push('--config', options.configFile);
   if (options.workers !== undefined) args.push('--workers', String(options.workers));
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd, 'pipe'], cwd: options.cwd ?? process.cwd() });

@@ -21,6 +21,13 @@ export const daemonDefaults = {
    * same CPU per delivery (bench/hub/scenario.bench.ts) and a plain HTTP route the same req/s.
    */
   workerMaxSemiSpaceMb: 4,
+  /**
+   * The same for the master, set when `kobold start` launches it (a foreground master runs
+   * with its own command line's flags). With `clusterSchedulingPolicy: rr` it hands over every
+   * new connection; V8's default let a burst of 6,000 grow it by ~12 MiB, 1 MiB by ~3 MiB, at
+   * the same CPU.
+   */
+  masterMaxSemiSpaceMb: 1,
 } as const;
 
 export const serviceDefaults = {

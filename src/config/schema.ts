@@ -193,6 +193,8 @@ export const configSchema = z
      * keeps idle connections cheap. Default 4; 0: V8's default. Read at start, not on reload.
      */
     workerMaxSemiSpaceMb: nonNegative.default(daemonDefaults.workerMaxSemiSpaceMb),
+    /** The same for the master, when `kobold start` launches it. Default 1; 0: V8's default. */
+    masterMaxSemiSpaceMb: nonNegative.default(daemonDefaults.masterMaxSemiSpaceMb),
     /** `kobold console`: a REPL socket per worker in `<runDir>/console/` (mode 0600). */
     console: z.boolean().default(true),
     services: z.record(name, serviceSchema).prefault({ [DEFAULT_SERVICE_NAME]: {} } as never),

@@ -1,6 +1,6 @@
 // The daemon's process-wide tuning for many idle hub connections: workers accepting
 // connections themselves (clusterSchedulingPolicy: none) and a capped V8 young generation
-// (workerMaxSemiSpaceMb), checked on the real daemon.
+// (workerMaxSemiSpaceMb, masterMaxSemiSpaceMb), checked on the real daemon.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -12,7 +12,7 @@ let project: TestProject;
 const clients: RawClient[] = [];
 
 before(async () => {
-  project = await TestProject.create((port) => ({ ...hubProjectConfig(port, { backend: 'socket' }), clusterSchedulingPolicy: 'none', workerMaxSemiSpaceMb: 1 }));
+  project = await TestProject.create((port) => ({ ...hubProjectConfig(port, { backend: 'socket' }), clusterSchedulingPolicy: 'none', workerMaxSemiSpaceMb: 1, masterMaxSemiSpaceMb: 2 }));
   project.start();
 });
 
@@ -21,13 +21,17 @@ after(async () => {
   await project.cleanup();
 });
 
-test('every worker runs with the young-generation cap', () => {
-  const workers = project.fullStatus().workers;
+const commandLine = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+
+test('every worker runs with the young-generation cap, the master with its own', () => {
+  const { pid: master, workers } = project.fullStatus();
   assert.ok(workers.length >= 3, 'two web workers and the hub writer');
   for (const { pid } of workers) {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const argv = commandLine(pid);
     assert.ok(argv.includes('--max-semi-space-size=1'), `worker ${pid}: ${argv.join(' ')}`);
   }
+  const argv = commandLine(master);
+  assert.ok(argv.includes('--max-semi-space-size=2') && !argv.includes('--max-semi-space-size=1'), `master ${master}: ${argv.join(' ')}`);
 });
 
 test('with workers accepting connections themselves, WebSocket clients connect and receive publications', async () => {
