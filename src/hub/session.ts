@@ -50,7 +50,8 @@ export class Session implements QueueOwner {
   private tokensAt = performance.now();
   private expiryTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  private pending: Promise<void> = Promise.resolve();
+  /** The last command still running (later ones chain on it); null when none is, so an idle connection holds no promise. */
+  private pending: Promise<void> | null = null;
 
   constructor(
     private readonly node: HubNode,
@@ -129,7 +130,11 @@ export class Session implements QueueOwner {
       return;
     }
     // One connection's commands run in order: a subscribe sent right after connect sees it.
-    this.pending = this.pending.then(() => this.run(command));
+    const running = (this.pending ?? Promise.resolve()).then(() => this.run(command));
+    this.pending = running;
+    void running.then(() => {
+      if (this.pending === running) this.pending = null;
+    });
   }
 
   /** `commandsPerSecond` sustained, bursts up to `commandBurst`. */
