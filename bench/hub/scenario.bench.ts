@@ -1,8 +1,7 @@
 // The hub's scenario from issue 4 on a 2-core machine: clients in rooms over 2 web workers
 // of a real Kobold daemon, publications at fixed rates. Four systems, one after another,
-// each with the same number of clients (by default 2,000 WebSocket + 200 SSE + 200 long-poll,
-// the issue's 5,000 + 500 + 500 scaled to this 2-core machine, emulators included; the
-// systems other than `kobold mix` get them all on WebSocket):
+// each with the same number of clients (by default the issue's 5,000 WebSocket + 500 SSE +
+// 500 long-poll; the systems other than `kobold mix` get them all on WebSocket):
 //   kobold ws   Kobold, every client on WebSocket (like for like with the two below)
 //   kobold mix  Kobold, the issue's mix of WebSocket, SSE and long-poll clients
 //   socket.io   Socket.IO with its cluster adapter, 2 workers (WebSocket transport: its
@@ -23,7 +22,7 @@
 // with the server, so a saturated system's latency includes theirs.
 //
 //   node --import tsx bench/hub/scenario.bench.ts
-//   env (defaults): HUB_BENCH_WS=2000 HUB_BENCH_SSE=200 HUB_BENCH_LONGPOLL=200
+//   env (defaults): HUB_BENCH_WS=5000 HUB_BENCH_SSE=500 HUB_BENCH_LONGPOLL=500
 //     HUB_BENCH_RATES=200,2000 (publications/s: steady, busy) HUB_BENCH_SECONDS=5
 //     HUB_BENCH_WARMUP_S=1 HUB_BENCH_ROOMS=20 HUB_BENCH_EMULATORS=2 HUB_BENCH_RUNS=1
 //     HUB_BENCH_SYSTEMS=kobold-ws,kobold-mix,socketio,ws
@@ -46,7 +45,7 @@ import { COLLECT_GARBAGE } from './fixtures/gc.js';
 import { childrenOf, cpuMeter, rssBytes, type ServerProcess } from './proc.js';
 
 const setting = (name: string, fallback: number) => Number(process.env[`HUB_BENCH_${name}`] ?? fallback);
-const MIX = { websocket: setting('WS', 2000), sse: setting('SSE', 200), longpoll: setting('LONGPOLL', 200) };
+const MIX = { websocket: setting('WS', 5000), sse: setting('SSE', 500), longpoll: setting('LONGPOLL', 500) };
 const CLIENTS = MIX.websocket + MIX.sse + MIX.longpoll;
 const RATES = (process.env.HUB_BENCH_RATES ?? '200,2000').split(',').map(Number);
 const SECONDS = setting('SECONDS', 5);
