@@ -93,7 +93,7 @@ export class HubClient {
   private currentState: ClientState = 'disconnected';
   private readonly order: ClientTransportName[];
   private readonly context: TransportContext;
-  private connectedWaiters: (() => void)[] = [];
+  private connectedWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
 
   constructor(private readonly options: HubClientOptions) {
     this.order = options.transports ?? ALL_TRANSPORTS;
@@ -132,10 +132,13 @@ export class HubClient {
     return this.currentState;
   }
 
-  /** Connects (falling back through the transports); resolves once connected, with the channels subscribed so far in place. */
+  /**
+   * Connects (falling back through the transports); resolves once connected, with the
+   * channels subscribed so far in place. Rejects (HubClientError `CLOSED`) when close() comes first.
+   */
   connect(): Promise<void> {
     if (this.currentState === 'connected') return Promise.resolve();
-    const connected = new Promise<void>((resolve) => this.connectedWaiters.push(resolve));
+    const connected = new Promise<void>((resolve, reject) => this.connectedWaiters.push({ resolve, reject }));
     if (this.currentState === 'disconnected' || this.currentState === 'closed') void this.establish();
     return connected;
   }
@@ -191,6 +194,9 @@ export class HubClient {
     this.active = null;
     active?.close();
     this.setState('closed');
+    const waiters = this.connectedWaiters;
+    this.connectedWaiters = [];
+    for (const { reject } of waiters) reject(new HubClientError('CLOSED', 'the client was closed before it connected'));
   }
 
   private isClosed(): boolean {
@@ -225,7 +231,7 @@ export class HubClient {
       this.setState('connected');
       const waiters = this.connectedWaiters;
       this.connectedWaiters = [];
-      for (const resolve of waiters) resolve();
+      for (const { resolve } of waiters) resolve();
       return;
     }
     if (this.isClosed()) return; // closed while the last attempt was opening

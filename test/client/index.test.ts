@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { pathToFileURL } from 'node:url';
 import { buildClientBundle } from '../../src/client/build.js';
-import { type ClientPublication, HubClient, type HubClientOptions } from '../../src/client/index.js';
+import { type ClientPublication, HubClient, HubClientError, type HubClientOptions } from '../../src/client/index.js';
 import { messagePack } from '../../src/client/msgpack.js';
 import type { WebSocketConstructor } from '../../src/client/transports/websocket.js';
 import { signHubToken } from '../../src/hub/auth.js';
@@ -213,7 +213,7 @@ describe('hub client', () => {
     await until(() => seen.length === 1, 'the publication');
   });
 
-  test('close() while an attempt is opening ends the client: no further attempt', async () => {
+  test('close() while an attempt is opening ends the client: no further attempt, connect() rejects', async () => {
     const sockets: RecordingWebSocket[] = [];
     let polls = 0;
     const countingFetch: typeof fetch = (input, init) => {
@@ -224,8 +224,12 @@ describe('hub client', () => {
       const c = client(server, { ...options, transports: [...options.transports] });
       const states: string[] = [];
       c.on('state', (state) => states.push(state));
-      void c.connect(); // the attempt is under way (socket opening or request sent) when close() comes
+      const connecting = c.connect(); // the attempt is under way (socket opening or request sent) when close() comes
       c.close();
+      const settled = await Promise.race([connecting.then(() => 'resolved', (error: unknown) => error), new Promise((resolve) => setTimeout(resolve, 2000, 'still pending'))]);
+      assert.ok(settled instanceof HubClientError, `connect() after close(): ${String(settled)}`);
+      assert.equal(settled.code, 'CLOSED');
+      assert.equal(settled.message, 'the client was closed before it connected');
       // Backoff is 10–20 ms for the first retry: a client that came back would have tried again by now.
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.deepEqual(states, ['connecting', 'closed'], options.transports[0]);

@@ -102,7 +102,7 @@ function connectHub() {
   const since = (channel) => previous?.position(channel);
   client.subscribe(inboxChannel(), (p) => inboxEvent(p.data), { since: since(inboxChannel()) });
   for (const room of state.rooms.values()) room.sub = client.subscribe(room.channel, (p) => roomEvent(room, p.data), { since: since(room.channel) });
-  void client.connect().then(showTransport);
+  client.connect().then(showTransport, () => {}); // rejected only when closed first (a newer client took over)
   return client;
 }
 
@@ -354,7 +354,7 @@ async function start() {
   // A channel subscribed while the first SSE stream is still opening makes the hub client
   // reopen it, abort its own attempt and fall back to long-polling: join once connected
   // (or after 5 s, the client's open timeout, whatever happened).
-  await Promise.race([client.connect(), new Promise((resolve) => setTimeout(resolve, 5000))]);
+  await Promise.race([client.connect().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000))]);
   for (const name of rooms) await rejoin(name);
   if (state.current === null) select(PRIVATE);
   $('text').focus();
