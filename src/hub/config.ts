@@ -80,7 +80,7 @@ export const hubConfigSchema = z
     publishSocketMode: z.number().int().min(0).max(0o777).default(hubConfigDefaults.publishSocketMode),
     /** A web worker's request to the writer fails after this (KOBOLD_ERR_HUB_TIMEOUT). */
     writerRequestTimeoutMs: z.number().int().positive().default(hubConfigDefaults.writerRequestTimeoutMs),
-    /** A web worker that cannot reach the writer within this at start fails to start. */
+    /** A web worker that cannot reach the writer within this at start starts without it (and follows it once it greets). */
     writerConnectTimeoutMs: z.number().int().positive().default(hubConfigDefaults.writerConnectTimeoutMs),
     /** Serve the browser client at `<pathPrefix>/client.js`. */
     serveClientBundle: z.boolean().default(hubConfigDefaults.serveClientBundle),

@@ -231,6 +231,7 @@ export function hubDaemonCases(backend: 'shm' | 'socket'): void {
       const channel = 'room:failed-successor';
       const { client, first } = await clientAfterFirst(channel);
       const handedOver = project.fullStatus().workers.find((worker) => worker.service === 'hub' && worker.state === 'ready')!.pid;
+      const webBefore = project.fullStatus().workers.filter((worker) => worker.service === 'web' && worker.state === 'ready').map((worker) => worker.pid);
       // A config whose publish socket path another process listens on: the new writer takes
       // the log over, then fails its setup.
       const taken = join(project.dir, 'taken.sock');
@@ -238,7 +239,7 @@ export function hubDaemonCases(backend: 'shm' | 'socket'): void {
       squatter.listen(taken);
       await once(squatter, 'listening');
       try {
-        // (Web workers started meanwhile give up on the missing writer after 2 s instead of 10.)
+        // (Web workers started meanwhile wait 2 s for the missing writer instead of 10, then start without it.)
         project.writeConfig(hubProjectConfig(project.port, { backend, publishSocketPath: taken, writerConnectTimeoutMs: 2000 }));
         const badReload = await project.koboldAsync(['reload']);
         assert.equal(badReload.code, 1, badReload.stdout);
@@ -248,6 +249,12 @@ export function hubDaemonCases(backend: 'shm' | 'socket'): void {
         // The fresh writer started in its place meets the same listener: the service is failing, with no writer left serving.
         const hub = await waitFor(() => project.fullStatus().services.find((service) => service.name === 'hub' && service.failing !== null), 'the hub service to be failing');
         assert.equal(hub.workers, 0);
+        // The hub's failure does not keep the site from being served: the web workers were replaced all the same.
+        assert.doesNotMatch(badReload.stderr, /\(web\)/);
+        const webAfter = project.fullStatus().workers.filter((worker) => worker.service === 'web' && worker.state === 'ready').map((worker) => worker.pid);
+        assert.equal(webAfter.length, webBefore.length);
+        assert.ok(webAfter.every((pid) => !webBefore.includes(pid)), `new web workers: ${webBefore} -> ${webAfter}`);
+        assert.equal((await fetch(`${project.url}/hub/client.js`)).status, 200);
       } finally {
         squatter.close();
       }

@@ -13,7 +13,7 @@ import type { HubBackend, Publication } from '../../src/hub/types.js';
 import { SharedRing } from '../../src/shm/ring.js';
 import { brokerContract, CONTRACT_NAMESPACES } from './broker.contract.js';
 import { removeRing, ringOptions, startRingWriter } from './fixtures/ring.js';
-import { stopWriter as stop } from './fixtures/writer.js';
+import { startWriter, stopWriter as stop } from './fixtures/writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kobold-hub-shm-'));
 const rings: RingLogOptions[] = [];
@@ -170,6 +170,67 @@ describe('shm backend', () => {
       await a.close();
       await b.close();
       await stop(writer.child);
+    }
+  });
+
+  test("a worker started before its writer goes on without it, then follows the writer's ring once it greets", async () => {
+    const socketPath = join(dir, `late-${++sockets}.sock`);
+    const ring = newRing();
+    const a = await connectHubLog({ socketPath, namespaces: CONTRACT_NAMESPACES, connectTimeoutMs: 200, requestTimeoutMs: 300, reconnectDelayMs: [20, 100] });
+    let writer: Awaited<ReturnType<typeof startRingWriter>> | null = null;
+    let b: ShmBackend | null = null;
+    try {
+      assert.ok(a instanceof ShmBackend, 'a ring reader still waiting for its ring');
+      assert.equal(a.segment, null);
+      await assert.rejects(a.publish('room:late', '0'), (error) => isKoboldError(error, 'KOBOLD_ERR_HUB_TIMEOUT'));
+      const seen: Publication[] = [];
+      a.onPublication((publication) => seen.push(publication));
+      let greeted = 0;
+      a.onReconnect(() => greeted++);
+      writer = await startRingWriter(socketPath, CONTRACT_NAMESPACES, ring);
+      await until(() => greeted === 1, 'the writer to greet the worker');
+      assert.equal(a.segment, ring.segment);
+      b = (await open(socketPath)) as ShmBackend;
+      const first = await b.publish('room:late', '1');
+      await until(() => seen.length === 1, 'the worker to read the publication from the ring');
+      assert.deepEqual(seen[0].data, '1');
+      const local = a.historyNow('room:late');
+      assert.ok(local !== null, 'history answered from the ring');
+      assert.deepEqual(local.position, first);
+      assert.deepEqual(local.publications.map((p) => p.data), ['1']);
+    } finally {
+      await a.close();
+      await b?.close();
+      if (writer !== null) await stop(writer.child);
+    }
+  });
+
+  test('a worker started before a writer without a ring follows it over the socket; each publication moves its head', async () => {
+    const socketPath = join(dir, `late-plain-${++sockets}.sock`);
+    const a = await connectHubLog({ socketPath, namespaces: CONTRACT_NAMESPACES, connectTimeoutMs: 200, reconnectDelayMs: [20, 100] });
+    let writer: Awaited<ReturnType<typeof startWriter>> | null = null;
+    try {
+      assert.ok(a instanceof ShmBackend);
+      const seen: Publication[] = [];
+      a.onPublication((publication) => seen.push(publication));
+      let greeted = 0;
+      a.onReconnect(() => greeted++);
+      writer = await startWriter(socketPath, CONTRACT_NAMESPACES);
+      await until(() => greeted === 1, 'the writer to greet the worker');
+      const versions = [a.headVersion('room:plain')];
+      const first = await a.publish('room:plain', '1');
+      await until(() => seen.length === 1, 'the publication over the socket');
+      versions.push(a.headVersion('room:plain'));
+      await a.publish('room:plain', '2');
+      await until(() => seen.length === 2, 'the second publication');
+      versions.push(a.headVersion('room:plain'));
+      assert.equal(new Set(versions).size, 3, `a kept answer must give way to each publication: versions ${versions.join(', ')}`);
+      assert.equal(a.segment, null);
+      const history = await a.history('room:plain', { since: first });
+      assert.deepEqual(history.publications.map((p) => p.data), ['2'], 'history beyond the head comes from the writer');
+    } finally {
+      await a.close();
+      if (writer !== null) await stop(writer.child);
     }
   });
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { isKoboldError } from '../../src/errors.js';
-import { connectHub, type SocketBackend } from '../../src/hub/backends/socket.js';
+import { connectHub, SocketBackend } from '../../src/hub/backends/socket.js';
 import type { PresenceEvent } from '../../src/hub/types.js';
 import { brokerContract, CONTRACT_NAMESPACES } from './broker.contract.js';
 import { startWriter, stopWriter as stop } from './fixtures/writer.js';
@@ -85,6 +85,24 @@ describe('socket backend across writer restarts', () => {
       connectHub({ socketPath: join(dir, 'nobody.sock'), connectTimeoutMs: 200, reconnectDelayMs: [20, 50] }),
       (error) => isKoboldError(error, 'KOBOLD_ERR_HUB_UNAVAILABLE') && /no log server/.test(error.message),
     );
+  });
+
+  test('started to keep trying, an end goes on without a writer and sends what waited once one greets', async () => {
+    const socketPath = join(dir, `late-${++sockets}.sock`);
+    const a = new SocketBackend({ socketPath, connectTimeoutMs: 200, requestTimeoutMs: 10_000, reconnectDelayMs: [20, 100] });
+    let writer: Awaited<ReturnType<typeof startWriter>> | null = null;
+    try {
+      assert.equal(await a.startOrKeepTrying(), false, 'no writer within connectTimeoutMs');
+      let greeted = 0;
+      a.onReconnect(() => greeted++);
+      const waiting = a.publish('room:w', '1');
+      writer = await startWriter(socketPath, CONTRACT_NAMESPACES);
+      assert.equal((await waiting).offset, 1, 'the publish made while no writer was there');
+      assert.equal(greeted, 1, 'reconnect listeners hear of the first writer');
+    } finally {
+      await a.close();
+      if (writer !== null) await stop(writer.child);
+    }
   });
 
   test('a request times out with a clear error while the writer stays away', async () => {

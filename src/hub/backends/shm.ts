@@ -54,12 +54,20 @@ interface Head {
 
 /**
  * Connects a worker to the hub writer: reads the log from the writer's ring when the writer
- * offers one and this process can map shared memory, else from the socket.
+ * offers one and this process can map shared memory, else from the socket. A writer that
+ * does not answer within connectTimeoutMs (failing, or not started yet) does not keep the
+ * worker from starting: it goes on without it, and follows the writer once it greets.
  */
 export async function connectHubLog(options: ConnectHubLogOptions): Promise<HubBackend & Closer & ReconnectNotifier> {
   const canMap = shmAvailable();
   const socket = new SocketBackend({ ...options, greeting: (hello) => (canMap && hello.ring !== undefined ? [{ op: 'readRing' }] : []) });
-  await socket.start();
+  if (!(await socket.startOrKeepTrying())) {
+    options.logger?.warn(
+      { socketPath: options.socketPath, waitedMs: options.connectTimeoutMs },
+      'hub: no writer answered; starting without it (what needs the writer waits for it, then fails with KOBOLD_ERR_HUB_TIMEOUT, until it is back)',
+    );
+    return canMap ? new ShmBackend(socket, undefined, options) : socket;
+  }
   const ring = socket.hello.ring;
   if (!canMap || ring === undefined) return socket;
   try {
@@ -71,9 +79,10 @@ export async function connectHubLog(options: ConnectHubLogOptions): Promise<HubB
 }
 
 export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalHistory {
-  private ring!: SharedRing;
-  private follower!: RingFollower;
-  private lookup!: RingReader;
+  /** The writer's ring, once a writer offered one (a worker may start before its writer). */
+  private ring: SharedRing | null = null;
+  private follower: RingFollower | null = null;
+  private lookup: RingReader | null = null;
   private readonly assembler = new RecordAssembler();
   private readonly heads = new Map<string, Head>();
   /** Counts head changes, so every new or moved head gets a version no head had before. */
@@ -89,24 +98,28 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
 
   constructor(
     private readonly socket: SocketBackend,
-    info: RingInfo,
+    info: RingInfo | undefined,
     options: ConnectHubLogOptions,
   ) {
     this.namespaces = new NamespaceTable(options.namespaces);
     this.logger = options.logger ?? pino({ level: 'silent' });
-    this.attach(info);
-    // Only a writer without a ring sends publications on the socket to a worker that reads rings.
+    if (info !== undefined) this.attach(info);
+    // Only a writer without a ring sends publications on the socket to a worker that reads
+    // rings. The ring does not hold them: the head moves (so kept answers give way), with no
+    // ring sequence (so history beyond it is the writer's).
     socket.onPublication((publication) => {
-      if (this.socket.hello.ring === undefined) this.deliver(publication);
+      if (this.socket.hello.ring !== undefined) return;
+      this.heads.set(publication.channel, { epoch: publication.epoch, offset: publication.offset, seq: -1, version: ++this.changes });
+      this.deliver(publication);
     });
     socket.onReconnect(() => this.writerChanged());
     this.sweepTimer = setInterval(() => this.forgetOutOfRing(), options.indexSweepMs ?? 30_000);
     this.sweepTimer.unref();
   }
 
-  /** The ring this worker reads (for tests and the benchmark). */
-  get segment(): string {
-    return this.ring.name;
+  /** The ring this worker reads, or null before a writer offered one (for tests and the benchmark). */
+  get segment(): string | null {
+    return this.ring?.name ?? null;
   }
 
   publish(channel: string, data: string, options?: PublishOptions): Promise<StreamPosition> {
@@ -139,7 +152,7 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
 
   private readUpToNow(): void {
     // What the writer acknowledged before this call is in the ring: read up to it first.
-    if (!this.delivering && this.socket.hello.ring !== undefined) this.follower.drain();
+    if (!this.delivering && this.socket.hello.ring !== undefined) this.follower?.drain();
   }
 
   onPublication(listener: (publication: Publication) => void): Unsubscribe {
@@ -176,26 +189,28 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweepTimer);
-    this.follower.close();
+    this.follower?.close();
     this.publicationListeners.clear();
     await this.socket.close();
   }
 
   /** Maps the ring, indexes what it holds up to `info.head` and follows it from there. */
   private attach(info: RingInfo): void {
-    this.ring = SharedRing.open(info.segment);
-    this.lookup = this.ring.reader();
+    const ring = SharedRing.open(info.segment);
+    this.ring = ring;
+    this.lookup = ring.reader();
     this.heads.clear();
-    this.index(info.head);
+    this.index(ring, info.head);
     this.assembler.reset();
-    this.follower = followRing(this.ring, info.doorbell, (payload, seq) => this.onRecord(payload, seq), {
+    const follower: RingFollower = followRing(ring, info.doorbell, (payload, seq) => this.onRecord(payload, seq), {
       from: info.head,
-      onLost: (lost) => this.lapped(lost),
+      onLost: (lost) => this.lapped(lost, ring, follower),
     });
+    this.follower = follower;
   }
 
-  private index(to: number): void {
-    scanRing(this.ring.reader(), this.ring.tail, to, (logged, seq) => this.setHead(logged, seq));
+  private index(ring: SharedRing, to: number): void {
+    scanRing(ring.reader(), ring.tail, to, (logged, seq) => this.setHead(logged, seq));
   }
 
   private setHead({ publication }: LoggedPublication, seq: number): void {
@@ -267,7 +282,7 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
     let seq = head.seq;
     let offset = head.offset;
     while (found.length < max && offset > above && offset > 0) {
-      if (seq < 0) return null;
+      if (seq < 0 || this.lookup === null) return null;
       const logged = readPublicationAt(this.lookup, seq);
       if (logged === null) return null;
       const publication = logged.publication;
@@ -281,10 +296,10 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
   }
 
   /** The writer wrote more than the ring holds since this worker last read: re-index, and let the node re-check its channels. */
-  private lapped(lost: number): void {
+  private lapped(lost: number, ring: SharedRing, follower: RingFollower): void {
     this.logger.warn({ lost }, 'hub: this worker fell behind the log ring; re-checking its channels');
     this.heads.clear();
-    this.index(this.follower.reader.position);
+    this.index(ring, follower.reader.position);
     for (const listener of this.reconnectListeners) listener();
   }
 
@@ -292,16 +307,16 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
   private writerChanged(): void {
     for (const [channel, head] of this.heads) if (head.seq < 0) this.heads.delete(channel);
     const info = this.socket.hello.ring;
-    if (info !== undefined && (info.segment !== this.ring.name || info.epoch !== this.ring.epoch)) {
-      this.logger.info({ segment: info.segment }, 'hub: the writer uses another log ring; following it');
-      this.follower.close();
+    if (info !== undefined && (this.ring === null || info.segment !== this.ring.name || info.epoch !== this.ring.epoch)) {
+      this.logger.info({ segment: info.segment }, this.ring === null ? "hub: following the writer's log ring" : 'hub: the writer uses another log ring; following it');
+      this.follower?.close();
       this.attach(info);
     }
     for (const listener of this.reconnectListeners) listener();
   }
 
   private forgetOutOfRing(): void {
-    const tail = this.ring.tail;
+    const tail = this.ring?.tail ?? 0;
     for (const [channel, head] of this.heads) if (head.seq < tail) this.heads.delete(channel);
   }
 }

@@ -30,7 +30,7 @@ export interface ConnectHubOptions {
   logger?: Logger;
   /** A request not answered within this fails with KOBOLD_ERR_HUB_TIMEOUT (also while reconnecting). */
   requestTimeoutMs?: number;
-  /** connectHub() gives up when the writer does not answer within this. */
+  /** start() gives up when the writer does not answer within this (startOrKeepTrying() goes on without it). */
   connectTimeoutMs?: number;
   /** Reconnect delays double from the first to the second, with jitter. */
   reconnectDelayMs?: readonly [number, number];
@@ -78,7 +78,8 @@ export class SocketBackend implements HubBackend, Closer, ReconnectNotifier {
   private readonly logger: Logger;
   private readonly requestTimeoutMs: number;
   private readonly delays: readonly [number, number];
-  private firstConnect: { resolve: () => void; reject: (error: Error) => void; deadline: number } | null = null;
+  /** Until the first greeting or the start's deadline: how start() ends. */
+  private firstConnect: { resolve: (greeted: boolean) => void; reject: (error: Error) => void; deadline: number; keepTrying: boolean } | null = null;
   private lastHello: WriterHello = { instance: '' };
 
   constructor(private readonly options: ConnectHubOptions) {
@@ -98,9 +99,22 @@ export class SocketBackend implements HubBackend, Closer, ReconnectNotifier {
   }
 
   /** Resolves once the writer greeted us; rejects after connectTimeoutMs of failed attempts. */
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    await this.begin(false);
+  }
+
+  /**
+   * Like start(), but after connectTimeoutMs without a writer resolves false and goes on
+   * trying: requests wait for it (each up to requestTimeoutMs), and reconnect listeners hear
+   * when it greets.
+   */
+  startOrKeepTrying(): Promise<boolean> {
+    return this.begin(true);
+  }
+
+  private begin(keepTrying: boolean): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.firstConnect = { resolve, reject, deadline: Date.now() + (this.options.connectTimeoutMs ?? 10_000) };
+      this.firstConnect = { resolve, reject, deadline: Date.now() + (this.options.connectTimeoutMs ?? 10_000), keepTrying };
       this.dial();
     });
   }
@@ -256,11 +270,11 @@ export class SocketBackend implements HubBackend, Closer, ReconnectNotifier {
     this.queued = [];
     for (const { seq, pending } of queued) this.transmit(seq, pending);
     if (this.firstConnect !== null) {
-      this.firstConnect.resolve();
+      this.firstConnect.resolve(true);
       this.firstConnect = null;
-    }
-    if (this.connectedOnce) {
-      this.logger.info('hub: reconnected to the log server');
+    } else {
+      // A writer after the start: one again, or the first one of a start that went on without it.
+      this.logger.info(this.connectedOnce ? 'hub: reconnected to the log server' : 'hub: connected to the log server');
       for (const listener of this.reconnectListeners) listener();
     }
     this.connectedOnce = true;
@@ -279,10 +293,15 @@ export class SocketBackend implements HubBackend, Closer, ReconnectNotifier {
     this.queued = [...resend, ...this.queued]; // sent first, so they go first again
     if (this.closed) return;
     if (this.firstConnect !== null && Date.now() > this.firstConnect.deadline) {
-      this.firstConnect.reject(new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: `no log server at ${this.options.socketPath}` }));
+      const { keepTrying, resolve, reject } = this.firstConnect;
       this.firstConnect = null;
-      void this.close();
-      return;
+      if (keepTrying) {
+        resolve(false);
+      } else {
+        reject(new KoboldError('KOBOLD_ERR_HUB_UNAVAILABLE', { reason: `no log server at ${this.options.socketPath}` }));
+        void this.close();
+        return;
+      }
     }
     const [min, max] = this.delays;
     const delay = Math.min(max, min * 2 ** this.attempts++) * (0.5 + Math.random() / 2);
