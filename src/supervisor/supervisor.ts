@@ -19,6 +19,8 @@ import { WorkerHandle } from './worker-handle.js';
 const WORKER_ENTRY = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 /** After a hard stop's SIGTERM, workers still alive this long later get SIGKILL. */
 const HARD_STOP_KILL_MS = 1_000;
+/** At a graceful stop, what the services after the http ones get at least, even when those used up gracefulTimeoutMs. */
+const STOP_SECOND_WAVE_MIN_MS = 1_000;
 
 export type SupervisorState = 'starting' | 'running' | 'stopping';
 
@@ -249,10 +251,27 @@ export class Supervisor {
     clearInterval(this.watchdog);
     if (!hard) {
       this.logger.info(`stopping gracefully (up to ${this.config.gracefulTimeoutMs} ms)`);
-      for (const worker of this.workers) worker.drain('stop', this.config.gracefulTimeoutMs);
+      this.drainForStop();
     }
     if (this.workers.size === 0) this.resolveStopped();
     return this.stopped;
+  }
+
+  /**
+   * Drains the http services' workers first and the others (the hub writer, the jobs
+   * dispatcher and its task workers) once those have exited, so requests still in flight
+   * can publish and enqueue; all within gracefulTimeoutMs.
+   */
+  private drainForStop(): void {
+    const deadline = Date.now() + this.config.gracefulTimeoutMs;
+    const serving = (worker: WorkerHandle) => this.services.get(worker.service)?.config.role === 'http';
+    const first = [...this.workers].filter(serving);
+    const rest = [...this.workers].filter((worker) => !serving(worker));
+    for (const worker of first) worker.drain('stop', this.config.gracefulTimeoutMs);
+    void Promise.all(first.map((worker) => worker.exited)).then(() => {
+      const timeoutMs = Math.max(deadline - Date.now(), Math.min(this.config.gracefulTimeoutMs, STOP_SECOND_WAVE_MIN_MS));
+      for (const worker of rest) worker.drain('stop', timeoutMs);
+    });
   }
 
   status(): DaemonStatus {
