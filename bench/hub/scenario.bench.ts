@@ -229,10 +229,10 @@ async function run(name: string, mix: Mix, start: () => Promise<System>): Promis
       for (const p of target.processes) byRole.set(p.role, (byRole.get(p.role) ?? 0) + rssBytes(p.pid));
       return byRole;
     };
-    const rss = () => [...rssByRole().values()].reduce((a, b) => a + b, 0);
+    const total = (byRole: Map<string, number>) => [...byRole.values()].reduce((a, b) => a + b, 0);
     await target.collectGarbage();
     const rssBefore = rssByRole();
-    const grown = () => rss() - [...rssBefore.values()].reduce((a, b) => a + b, 0);
+    const grown = () => total(rssByRole()) - total(rssBefore);
     for (const share of shares(mix)) {
       emulators.push(await forkReady(fixture('clients.ts'), [target.system, target.base, JSON.stringify(share)]));
     }

@@ -29,7 +29,7 @@ import type {
   StreamPosition,
   Unsubscribe,
 } from '../types.js';
-import { type LoggedPublication, readPublicationAt, RecordAssembler, scanRing } from './shm-records.js';
+import { readPublicationAt, RecordAssembler, scanRing } from './shm-records.js';
 import { type ConnectHubOptions, SocketBackend } from './socket.js';
 
 export interface ConnectHubLogOptions extends ConnectHubOptions {
@@ -109,7 +109,7 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
     // ring sequence (so history beyond it is the writer's).
     socket.onPublication((publication) => {
       if (this.socket.hello.ring !== undefined) return;
-      this.heads.set(publication.channel, { epoch: publication.epoch, offset: publication.offset, seq: -1, version: ++this.changes });
+      this.setHead(publication.channel, publication, -1);
       this.deliver(publication);
     });
     socket.onReconnect(() => this.writerChanged());
@@ -130,7 +130,7 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
     const local = this.historyNow(channel, query);
     if (local !== null) return local;
     const result = await this.socket.history(channel, query);
-    if (!this.heads.has(channel)) this.heads.set(channel, { epoch: result.position.epoch, offset: result.position.offset, seq: -1, version: ++this.changes });
+    if (!this.heads.has(channel)) this.setHead(channel, result.position, -1);
     return result;
   }
 
@@ -210,15 +210,16 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
   }
 
   private index(ring: SharedRing, to: number): void {
-    scanRing(ring.reader(), ring.tail, to, (logged, seq) => this.setHead(logged, seq));
+    scanRing(ring.reader(), ring.tail, to, ({ publication }, seq) => this.setHead(publication.channel, publication, seq));
   }
 
-  private setHead({ publication }: LoggedPublication, seq: number): void {
-    const head = this.heads.get(publication.channel);
-    if (head === undefined) this.heads.set(publication.channel, { epoch: publication.epoch, offset: publication.offset, seq, version: ++this.changes });
+  /** The channel's head moved to `at` (ring sequence `seq`, -1 when not in the ring). */
+  private setHead(channel: string, at: StreamPosition, seq: number): void {
+    const head = this.heads.get(channel);
+    if (head === undefined) this.heads.set(channel, { epoch: at.epoch, offset: at.offset, seq, version: ++this.changes });
     else {
-      head.epoch = publication.epoch;
-      head.offset = publication.offset;
+      head.epoch = at.epoch;
+      head.offset = at.offset;
       head.seq = seq;
       head.version = ++this.changes;
     }
@@ -227,7 +228,7 @@ export class ShmBackend implements HubBackend, Closer, ReconnectNotifier, LocalH
   private onRecord(payload: Uint8Array, seq: number): void {
     const logged = this.assembler.push(payload, seq);
     if (logged === null) return;
-    this.setHead(logged, this.assembler.completedAt);
+    this.setHead(logged.publication.channel, logged.publication, this.assembler.completedAt);
     this.deliver(logged.publication);
   }
 
