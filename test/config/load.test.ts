@@ -28,12 +28,14 @@ test('every problem is reported with its path', () => {
     logLevel: 'loud',
     heartbeatIntervalMs: 5_000,
     heartbeatTimeoutMs: 1_000,
+    masterMaxSemiSpaceMb: -1,
+    workerMaxSemiSpaceMb: 'big',
     services: { web: { port: 70_000, limits: { maxRequests: -1 }, scaling: { lowElu: 0.9, highElu: 0.5 } } },
     apps: [{ name: 'x', module: 'a.mjs' }, { name: 'x', module: 'b.mjs', prefix: 'no-slash' }],
   });
   assert.ok('problems' in result);
   const paths = result.problems.map((p) => p.path);
-  for (const path of ['logLevel', 'heartbeatTimeoutMs', 'services.web.port', 'services.web.limits.maxRequests', 'services.web.scaling.lowElu', 'apps.1.name', 'apps.1.prefix']) {
+  for (const path of ['logLevel', 'heartbeatTimeoutMs', 'masterMaxSemiSpaceMb', 'workerMaxSemiSpaceMb', 'services.web.port', 'services.web.limits.maxRequests', 'services.web.scaling.lowElu', 'apps.1.name', 'apps.1.prefix']) {
     assert.ok(paths.includes(path), `${path} missing from ${paths.join(', ')}`);
   }
 });
